@@ -1,0 +1,183 @@
+/**
+ * Command-line options of `npm run generate`. Parsing is separate from running so it can be
+ * tested; every problem becomes a UsageError (exit code 2 in the CLI).
+ */
+import { parseArgs } from 'node:util';
+import type { Precision, SchedulerName, TimestepSpacing } from '../workers/protocol.ts';
+
+export class UsageError extends Error {}
+
+export const SCHEDULERS: readonly SchedulerName[] = ['euler', 'euler-a', 'dpmpp-2m', 'dpmpp-2m-karras', 'ddim'];
+const SPACINGS: readonly TimestepSpacing[] = ['leading', 'trailing', 'linspace'];
+
+export interface GenerateOptions {
+  model: string;
+  revision: string;
+  hubUrl?: string;
+  cacheDir?: string;
+  variant?: string;
+  prompts: string[];
+  /** undefined = diffusers' None; otherwise one per prompt (a single one is repeated). */
+  negativePrompts?: string[];
+  steps?: number;
+  guidance?: number;
+  scheduler?: SchedulerName;
+  timestepSpacing?: TimestepSpacing;
+  width?: number;
+  height?: number;
+  originalSize?: [number, number];
+  cropTopLeft?: [number, number];
+  targetSize?: [number, number];
+  seed?: number;
+  numImages: number;
+  precision: Precision;
+  out: string;
+  latents?: string;
+  stepNoise?: string;
+  dump?: string;
+  quiet: boolean;
+}
+
+export const GENERATE_USAGE = `Usage: npm run generate -- --model DIR|REPO_ID --prompt TEXT [options]
+
+Model
+  --model DIR|REPO_ID        a local diffusers folder, or a Hugging Face repo id (downloaded, cached, verified)
+  --revision REV             hub revision (default main)
+  --hub-url URL              hub base URL (default https://huggingface.co)
+  --cache-dir DIR            download cache (default $KOALA_WEB_CACHE or ~/.cache/koala-web)
+  --variant fp16             use the *.fp16.safetensors weight files
+  --precision fp32|fp16      compute precision (wasm backend: fp32 only)
+Prompt
+  --prompt TEXT              repeatable: several prompts make a batch
+  --negative-prompt TEXT     repeatable (one, or one per prompt). Absent = none (zeros when the model's
+                             force_zeros_for_empty_prompt is set); --negative-prompt "" encodes the empty string
+Sampling
+  --steps N                  1..1000 (default 25, the KOALA model card's)
+  --guidance G               classifier-free guidance scale, 0..100; <= 1 disables CFG (default 7.5)
+  --scheduler NAME           ${SCHEDULERS.join('|')} (default euler)
+  --timestep-spacing S       ${SPACINGS.join('|')} (default: the repo's scheduler_config.json)
+  --width W --height H       multiples of 8 (default: unet sample_size * 8)
+  --original-size HxW --crop TOPxLEFT --target-size HxW   SDXL micro-conditioning
+  --seed N                   0..4294967295 (default: random, printed)
+  --num-images N             images per prompt (1..8)
+Output
+  --out FILE.png             output file (numbered when several images) (default out.png)
+  --latents FILE             safetensors with tensor 'latents' [B,4,H/8,W/8] fp32, replaces the seeded noise
+  --step-noise FILE          safetensors with 'step_noise.00', 'step_noise.01', ... for euler-a
+  --dump FILE                safetensors with the intermediate tensors (embeddings, latents, image)
+  --quiet                    no progress on stderr
+`;
+
+function int(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`--${name} must be an integer, got "${v}"`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be between ${min} and ${max}, got ${v}`);
+  }
+  return n;
+}
+
+function pair(name: string, v: string | undefined): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)x(\d+)$/i.exec(v.trim());
+  if (!m) throw new UsageError(`--${name} must look like 1024x1024 (two integers separated by x), got "${v}"`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+export function parseGenerateArgs(argv: string[]): GenerateOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        model: { type: 'string' },
+        revision: { type: 'string' },
+        'hub-url': { type: 'string' },
+        'cache-dir': { type: 'string' },
+        variant: { type: 'string' },
+        prompt: { type: 'string', multiple: true },
+        'negative-prompt': { type: 'string', multiple: true },
+        steps: { type: 'string' },
+        guidance: { type: 'string' },
+        scheduler: { type: 'string' },
+        'timestep-spacing': { type: 'string' },
+        width: { type: 'string' },
+        height: { type: 'string' },
+        'original-size': { type: 'string' },
+        crop: { type: 'string' },
+        'target-size': { type: 'string' },
+        seed: { type: 'string' },
+        'num-images': { type: 'string' },
+        precision: { type: 'string' },
+        out: { type: 'string' },
+        latents: { type: 'string' },
+        'step-noise': { type: 'string' },
+        dump: { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) throw new UsageError('');
+  if (!v.model) throw new UsageError('--model is required (a diffusers folder or a hub repo id)');
+  const prompts = v.prompt ?? [];
+  if (prompts.length === 0) throw new UsageError('--prompt is required (give --prompt "" for an empty prompt)');
+  const negs = v['negative-prompt'];
+  if (negs && negs.length !== 1 && negs.length !== prompts.length) {
+    throw new UsageError(`--negative-prompt was given ${negs.length} times; give it once or once per --prompt (${prompts.length})`);
+  }
+  const scheduler = v.scheduler as SchedulerName | undefined;
+  if (scheduler !== undefined && !SCHEDULERS.includes(scheduler)) {
+    throw new UsageError(`unknown --scheduler "${v.scheduler}"; choose one of ${SCHEDULERS.join(', ')}`);
+  }
+  const spacing = v['timestep-spacing'] as TimestepSpacing | undefined;
+  if (spacing !== undefined && !SPACINGS.includes(spacing)) {
+    throw new UsageError(`unknown --timestep-spacing "${spacing}"; choose one of ${SPACINGS.join(', ')}`);
+  }
+  const precision = (v.precision ?? 'fp32') as Precision;
+  if (precision !== 'fp32' && precision !== 'fp16') throw new UsageError(`--precision must be fp32 or fp16, got "${v.precision}"`);
+  let guidance: number | undefined;
+  if (v.guidance !== undefined) {
+    guidance = Number(v.guidance);
+    if (v.guidance.trim() === '' || !Number.isFinite(guidance) || guidance < 0 || guidance > 100) {
+      throw new UsageError(`--guidance must be a finite number between 0 and 100, got "${v.guidance}"`);
+    }
+  }
+  const size = (name: string, s: string | undefined) => {
+    const n = int(name, s, 8, 4096);
+    if (n !== undefined && n % 8 !== 0) throw new UsageError(`--${name} must be a multiple of 8 (the VAE downsamples by 8), got ${n}`);
+    return n;
+  };
+  return {
+    model: v.model,
+    revision: v.revision ?? 'main',
+    hubUrl: v['hub-url'],
+    cacheDir: v['cache-dir'],
+    variant: v.variant,
+    prompts,
+    negativePrompts: negs ? (negs.length === 1 ? prompts.map(() => negs[0]) : negs) : undefined,
+    steps: int('steps', v.steps, 1, 1000),
+    guidance,
+    scheduler,
+    timestepSpacing: spacing,
+    width: size('width', v.width),
+    height: size('height', v.height),
+    originalSize: pair('original-size', v['original-size']),
+    cropTopLeft: pair('crop', v.crop),
+    targetSize: pair('target-size', v['target-size']),
+    seed: int('seed', v.seed, 0, 4294967295),
+    numImages: int('num-images', v['num-images'], 1, 8) ?? 1,
+    precision,
+    out: v.out ?? 'out.png',
+    latents: v.latents,
+    stepNoise: v['step-noise'],
+    dump: v.dump,
+    quiet: v.quiet ?? false,
+  };
+}

@@ -23,7 +23,7 @@ describe.skipIf(skip)('WebGPU in Node (Dawn)', () => {
     const read = device.createBuffer({ size: 32, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
     // byte offset 8, 16 bytes from a SharedArrayBuffer; then a Uint32Array view over shared memory (element units)
     device.queue.writeBuffer(gpuBuf, 0, shared, 8, 16);
-    device.queue.writeBuffer(gpuBuf, 16, new Uint32Array(shared, 32, 8), 1, 4);
+    device.queue.writeBuffer(gpuBuf, 16, new Uint32Array(shared, 32, 8) as unknown as Uint32Array<ArrayBuffer>, 1, 4);
     const enc = device.createCommandEncoder();
     enc.copyBufferToBuffer(gpuBuf, 0, read, 0, 32);
     device.queue.submit([enc.finish()]);

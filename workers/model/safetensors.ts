@@ -151,7 +151,7 @@ export interface TensorToEncode {
 }
 
 /** Writes a safetensors file (tensors sorted by name, header padded with spaces to 8 bytes). */
-export function encodeSafetensors(tensors: Record<string, TensorToEncode>, metadata?: Record<string, string>): Uint8Array {
+export function encodeSafetensors(tensors: Record<string, TensorToEncode>, metadata?: Record<string, string>): Uint8Array<ArrayBuffer> {
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;

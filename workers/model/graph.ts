@@ -1,0 +1,341 @@
+/**
+ * GraphBuilder: builds an ONNX model (opset 17 + com.microsoft) whose weights are EXTERNAL data
+ * pointing straight into the checkpoint's .safetensors files (no weight is copied or converted).
+ *
+ * External data and the ~2 GB limits (decision): the browser cannot hold one ArrayBuffer over
+ * ~2 GB, and ORT-web copies each `externalData` entry into memory whole. So a graph never names a
+ * safetensors file itself as an external `location`; instead the USED tensors of each file are
+ * grouped into byte ranges ("parts") of at most `maxPartBytes` (default 1 GiB), cut at tensor
+ * boundaries and at unused gaps larger than `maxGapBytes` (so e.g. the VAE encoder weights are never
+ * loaded for the decoder). Each part is one location; initializer offsets are relative to the
+ * part's start. The session layer passes `{ path: ref.location, data: <bytes/Blob slice [begin, end)> }`
+ * for every {@link ExternalRef} (see `externalDataFor` in testing/ and the runtime).
+ */
+import { encodeModel, type AttrValue, type ElemType, type NodeProto, type TensorProto, type ValueInfo } from './onnx-proto';
+import { floatToHalf, numel, type ByteSource, type DType, type SafetensorsFile } from './safetensors';
+import type { WeightIndex } from './weights';
+import { inferShapes } from './shape-infer';
+
+export type { AttrValue, ElemType } from './onnx-proto';
+export type DataType = ElemType;
+export type Compute = 'float32' | 'float16';
+
+export interface Value {
+  name: string;
+  dtype: DataType;
+  /** Static shape when known (inferred for the ops graphs here use). */
+  shape?: number[];
+}
+
+/** One external-data location of a built graph: a byte range of one safetensors file. */
+export interface ExternalRef {
+  /** The `location` string used in the model's initializers (pass it as `path` to ORT). */
+  location: string;
+  /** The safetensors file (its ByteSource) this range is read from. */
+  source: ByteSource;
+  /** Name of that file (= source.name). */
+  file: string;
+  /** Absolute byte range [begin, end) in that file. */
+  begin: number;
+  end: number;
+}
+
+export interface IOInfo { name: string; dtype: DataType; shape: number[] }
+
+export interface BuiltGraph {
+  /** ONNX ModelProto bytes (small: weights are external). */
+  model: Uint8Array<ArrayBuffer>;
+  externalData: ExternalRef[];
+  inputs: IOInfo[];
+  outputs: IOInfo[];
+  stats: { nodes: number; opCounts: Record<string, number>; params: number; weightBytes: number };
+}
+
+export interface GraphBuilderOptions {
+  name: string;
+  weights: WeightIndex;
+  compute: Compute;
+  /** Largest external-data range per location (bytes); default 1 GiB. */
+  maxPartBytes?: number;
+  /** Unused gap in a file that starts a new location; default 16 MiB. */
+  maxGapBytes?: number;
+}
+
+const STORED_TO_ELEM: Partial<Record<DType, DataType>> = {
+  F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64', I64: 'int64', I32: 'int32', I16: 'int16',
+  I8: 'int8', U8: 'uint8', U16: 'uint16', U32: 'uint32', U64: 'uint64', BOOL: 'bool',
+};
+const FLOAT_TYPES = new Set<DataType>(['float32', 'float16', 'bfloat16', 'float64']);
+
+export class GraphError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GraphError';
+  }
+}
+
+interface UsedWeight { key: string; file: SafetensorsFile; begin: number; end: number; tensor: TensorProto; numel: number }
+
+export class GraphBuilder {
+  readonly name: string;
+  readonly weights: WeightIndex;
+  readonly compute: Compute;
+  private readonly opts: GraphBuilderOptions;
+  private nodes: NodeProto[] = [];
+  private inits: TensorProto[] = [];
+  private used = new Map<string, UsedWeight>();
+  private weightValues = new Map<string, Value>();
+  private consts = new Map<string, number[]>();
+  private ins: IOInfo[] = [];
+  private outs: IOInfo[] = [];
+  private scopes: string[] = [];
+  private counter = 0;
+  private names = new Set<string>();
+
+  constructor(opts: GraphBuilderOptions) {
+    this.opts = opts;
+    this.name = opts.name;
+    this.weights = opts.weights;
+    this.compute = opts.compute;
+  }
+
+  /** Bytes per element of the compute dtype. */
+  get computeBytes(): number {
+    return this.compute === 'float16' ? 2 : 4;
+  }
+
+  input(name: string, dtype: DataType, dims: number[]): Value {
+    this.claim(name);
+    this.ins.push({ name, dtype, shape: dims });
+    return { name, dtype, shape: [...dims] };
+  }
+
+  /** Declares a graph output named `name`, cast to `dtype` (default float32) when it differs. */
+  output(v: Value, name: string, dtype: DataType = FLOAT_TYPES.has(v.dtype) ? 'float32' : v.dtype): void {
+    this.claim(name);
+    const opType = v.dtype === dtype ? 'Identity' : 'Cast';
+    this.nodes.push({
+      name: `output/${name}`, opType, inputs: [v.name], outputs: [name],
+      attrs: opType === 'Cast' ? { to: ONNX_TYPE_NUM[dtype] } : {},
+    });
+    if (!v.shape) throw new GraphError(`output ${name}: shape unknown`);
+    this.outs.push({ name, dtype, shape: v.shape });
+  }
+
+  /**
+   * A checkpoint tensor as an external initializer. Checks the shape when `expectShape` is given and
+   * casts float tensors to `opts.dtype` (default: the compute dtype) when the stored dtype differs.
+   */
+  weight(key: string, expectShape?: number[], opts: { dtype?: DataType | 'stored' } = {}): Value {
+    const stored = this.rawWeight(key, expectShape);
+    const want = opts.dtype === 'stored' ? stored.dtype : opts.dtype ?? (FLOAT_TYPES.has(stored.dtype) ? this.compute : stored.dtype);
+    if (want === stored.dtype) return stored;
+    const ck = `${key}#${want}`;
+    let v = this.weightValues.get(ck);
+    if (!v) {
+      v = { name: `${key}::${want}`, dtype: want, shape: stored.shape };
+      this.claim(v.name);
+      this.nodes.push({ name: `${key}::cast`, opType: 'Cast', inputs: [stored.name], outputs: [v.name], attrs: { to: ONNX_TYPE_NUM[want] } });
+      this.weightValues.set(ck, v);
+    }
+    return v;
+  }
+
+  /** True when the checkpoint has this tensor. */
+  hasWeight(key: string): boolean {
+    return this.weights.has(key);
+  }
+
+  /** Shape of a checkpoint tensor (or undefined when absent). */
+  weightShape(key: string): number[] | undefined {
+    return this.weights.get(key)?.info.shape.slice();
+  }
+
+  private rawWeight(key: string, expectShape?: number[]): Value {
+    const entry = this.weights.get(key);
+    if (!entry) {
+      throw new GraphError(`${this.weights.describe()}: missing tensor "${key}"${expectShape ? ` (expected shape [${expectShape}])` : ''}`);
+    }
+    const { info, file } = entry;
+    if (expectShape && (info.shape.length !== expectShape.length || info.shape.some((d, i) => d !== expectShape[i]))) {
+      throw new GraphError(`${file.source.name}: tensor "${key}" has shape [${info.shape}], expected [${expectShape}]`);
+    }
+    const dtype = STORED_TO_ELEM[info.dtype];
+    if (!dtype) throw new GraphError(`${file.source.name}: tensor "${key}" has dtype ${info.dtype}, which ONNX initializers cannot hold (expected F32, F16 or BF16)`);
+    const cached = this.weightValues.get(key);
+    if (cached) return cached;
+    this.claim(key);
+    const tensor: TensorProto = { name: key, dataType: dtype, dims: info.shape };
+    this.inits.push(tensor);
+    this.used.set(key, { key, file, begin: info.begin, end: info.end, tensor, numel: numel(info.shape) });
+    const v: Value = { name: key, dtype, shape: info.shape.slice() };
+    this.weightValues.set(key, v);
+    return v;
+  }
+
+  /** Inline float32 constant. */
+  constF32(values: ArrayLike<number>, dims: number[]): Value {
+    return this.constFloat(values, dims, 'float32');
+  }
+
+  /** Inline float constant in the compute dtype (or `dtype`). */
+  constFloat(values: ArrayLike<number>, dims: number[], dtype: DataType = this.compute): Value {
+    if (values.length !== numel(dims)) throw new GraphError(`constant of shape [${dims}] needs ${numel(dims)} values, got ${values.length}`);
+    let raw: Uint8Array;
+    if (dtype === 'float32') raw = new Uint8Array(Float32Array.from(values).buffer);
+    else if (dtype === 'float16') raw = new Uint8Array(Uint16Array.from(values, floatToHalf).buffer);
+    else throw new GraphError(`constFloat: unsupported dtype ${dtype}`);
+    return this.addConst(dtype, dims, raw);
+  }
+
+  /** A scalar (shape []) in the compute dtype. */
+  scalar(v: number): Value {
+    return this.constFloat([v], []);
+  }
+
+  /** Inline int64 constant; its values are remembered for shape inference (Reshape, Slice...). */
+  constI64(values: number[], dims: number[] = [values.length]): Value {
+    const raw = new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
+    const v = this.addConst('int64', dims, raw);
+    this.consts.set(v.name, values.slice());
+    return v;
+  }
+
+  /** Known int64 constant values of a Value (undefined if it is not a constI64). */
+  constValues(v: { name: string } | ''): number[] | undefined {
+    return v === '' ? undefined : this.consts.get(v.name);
+  }
+
+  private addConst(dtype: DataType, dims: number[], raw: Uint8Array): Value {
+    const name = this.fresh(`${this.scopePath() || 'const'}/const`);
+    this.inits.push({ name, dataType: dtype, dims, raw });
+    return { name, dtype, shape: dims.slice() };
+  }
+
+  /** Adds a node; returns its outputs (shapes inferred for common ops). */
+  op(type: string, inputs: (Value | '')[], attrs: Record<string, AttrValue> = {}, opts: { outputs?: number; domain?: string; name?: string; dtype?: DataType } = {}): Value[] {
+    const nodeName = this.fresh(`${this.scopePath() || 'graph'}/${opts.name ?? type}`);
+    const n = opts.outputs ?? 1;
+    const outNames = Array.from({ length: n }, (_, i) => (n === 1 ? nodeName : `${nodeName}:${i}`));
+    for (const o of outNames) this.names.add(o);
+    this.nodes.push({
+      name: nodeName, opType: type, domain: opts.domain, attrs,
+      inputs: inputs.map((v) => (v === '' ? '' : v.name)), outputs: outNames,
+    });
+    const first = inputs.find((v): v is Value => v !== '');
+    let dtype = opts.dtype ?? first?.dtype ?? this.compute;
+    if (type === 'Cast') dtype = ONNX_NUM_TYPE[attrs.to as number];
+    else if (['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'Not', 'And', 'Or'].includes(type)) dtype = 'bool';
+    else if (['ArgMax', 'ArgMin', 'Shape'].includes(type)) dtype = 'int64';
+    else if (type === 'Where') dtype = (inputs[1] as Value).dtype;
+    let shapes: (number[] | undefined)[] = [];
+    try {
+      shapes = inferShapes(type, inputs, attrs, n, (v) => this.constValues(v));
+    } catch (e) {
+      throw new GraphError(`${nodeName} (${type}): ${(e as Error).message}`);
+    }
+    return outNames.map((name, i) => ({ name, dtype, shape: shapes[i] }));
+  }
+
+  /** Single-output op. */
+  op1(type: string, inputs: (Value | '')[], attrs: Record<string, AttrValue> = {}, opts: { domain?: string; name?: string; dtype?: DataType } = {}): Value {
+    return this.op(type, inputs, attrs, opts)[0];
+  }
+
+  /** Cast to `dtype` when needed. */
+  cast(v: Value, dtype: DataType): Value {
+    return v.dtype === dtype ? v : this.op1('Cast', [v], { to: ONNX_TYPE_NUM[dtype] });
+  }
+
+  /** Cast a float value to the compute dtype. */
+  toCompute(v: Value): Value {
+    return this.cast(v, this.compute);
+  }
+
+  /** Runs `fn` with `prefix` appended to the node-name scope (diffusers module path). */
+  scope<T>(prefix: string, fn: () => T): T {
+    this.scopes.push(prefix);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  private scopePath(): string {
+    return this.scopes.join('.');
+  }
+
+  private claim(name: string) {
+    if (this.names.has(name)) throw new GraphError(`duplicate value name "${name}"`);
+    this.names.add(name);
+  }
+
+  private fresh(base: string): string {
+    let name = base;
+    while (this.names.has(name)) name = `${base}_${++this.counter}`;
+    this.names.add(name);
+    return name;
+  }
+
+  /** Serializes the model and lays out its external data (see the file comment). */
+  build(): BuiltGraph {
+    const maxPart = this.opts.maxPartBytes ?? 2 ** 30;
+    const maxGap = this.opts.maxGapBytes ?? 16 * 2 ** 20;
+    const externalData: ExternalRef[] = [];
+    const byFile = new Map<SafetensorsFile, UsedWeight[]>();
+    for (const u of this.used.values()) {
+      const list = byFile.get(u.file) ?? [];
+      list.push(u);
+      byFile.set(u.file, list);
+    }
+    let fileIdx = 0;
+    let params = 0;
+    let weightBytes = 0;
+    for (const [file, list] of byFile) {
+      list.sort((a, b) => a.begin - b.begin);
+      const base = file.source.name.replace(/[^A-Za-z0-9._-]/g, '_');
+      let part: ExternalRef | undefined;
+      for (const u of list) {
+        params += u.numel;
+        weightBytes += u.end - u.begin;
+        if (u.end - u.begin > maxPart) {
+          throw new GraphError(`${file.source.name}: tensor "${u.key}" (${u.end - u.begin} bytes) is larger than the external-data part limit ${maxPart}`);
+        }
+        if (!part || u.end - part.begin > maxPart || u.begin - part.end > maxGap) {
+          part = { location: `w${fileIdx}_${externalData.length}_${base}`, source: file.source, file: file.source.name, begin: u.begin, end: u.end };
+          externalData.push(part);
+        }
+        part.end = Math.max(part.end, u.end);
+        u.tensor.external = { location: part.location, offset: u.begin - part.begin, length: u.end - u.begin };
+      }
+      fileIdx++;
+    }
+    const opCounts: Record<string, number> = {};
+    for (const n of this.nodes) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
+    const toVI = (x: IOInfo): ValueInfo => ({ name: x.name, elemType: x.dtype, dims: x.shape });
+    const model = encodeModel({
+      graphName: this.name,
+      nodes: this.nodes,
+      initializers: this.inits,
+      inputs: this.ins.map(toVI),
+      outputs: this.outs.map(toVI),
+      opsets: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+    });
+    return {
+      model, externalData, inputs: this.ins.slice(), outputs: this.outs.slice(),
+      stats: { nodes: this.nodes.length, opCounts, params, weightBytes },
+    };
+  }
+}
+
+export const ONNX_TYPE_NUM: Record<DataType, number> = {
+  float32: 1, uint8: 2, int8: 3, uint16: 4, int16: 5, int32: 6, int64: 7, bool: 9, float16: 10,
+  float64: 11, uint32: 12, uint64: 13, bfloat16: 16,
+};
+const ONNX_NUM_TYPE = Object.fromEntries(Object.entries(ONNX_TYPE_NUM).map(([k, v]) => [v, k])) as Record<number, DataType>;
+
+/** Bytes per element of a DataType. */
+export function dataTypeBytes(t: DataType): number {
+  return { float32: 4, uint8: 1, int8: 1, uint16: 2, int16: 2, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8, uint32: 4, uint64: 8, bfloat16: 2 }[t];
+}

@@ -1,0 +1,133 @@
+/**
+ * AutoencoderKL decoder (diffusers `post_quant_conv` + `decoder`) as an ONNX graph, from config.json.
+ * Input `latents_scaled` [B, latent_channels, h, w] (latents already divided by scaling_factor),
+ * output `image` [B, out_channels, h*2^k, w*2^k], unclamped. Computes in fp32 by default: the stock
+ * SDXL VAE overflows fp16 (pass compute 'float16' only for an fp16-safe VAE such as sdxl-vae-fp16-fix).
+ * Accepts the pre-rename attention names query/key/value/proj_attn (Linear or 1x1-conv shaped).
+ */
+import { GraphBuilder, GraphError, type BuiltGraph, type Compute, type Value } from './graph';
+import { attention, conv2d, groupNorm, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
+import type { WeightIndex } from './weights';
+
+export interface VaeConfig {
+  block_out_channels: number[];
+  latent_channels: number;
+  out_channels?: number;
+  layers_per_block: number;
+  norm_num_groups?: number;
+  act_fn?: string;
+  up_block_types?: string[];
+  mid_block_add_attention?: boolean;
+  use_post_quant_conv?: boolean;
+  norm_type?: string;
+  [k: string]: unknown;
+}
+
+export interface VaeBuildOptions {
+  batch: number;
+  /** Latent height and width. */
+  height: number;
+  width: number;
+  compute?: Compute;
+  maxBindingBytes?: number;
+  configName?: string;
+}
+
+const EPS = 1e-6;
+
+/** Checks the config fields that change the decoder's math; throws naming the field. */
+export function checkVaeConfig(cfg: VaeConfig, where: string): void {
+  const bad = (field: string, found: unknown, supported: string) => {
+    throw new GraphError(`${where}: unsupported "${field}" ${JSON.stringify(found)} (supported: ${supported})`);
+  };
+  if (!Array.isArray(cfg.block_out_channels) || !cfg.block_out_channels.length || !cfg.block_out_channels.every((c) => Number.isInteger(c) && c > 0)) {
+    bad('block_out_channels', cfg.block_out_channels, 'a non-empty list of positive integers');
+  }
+  if ((cfg.act_fn ?? 'silu') !== 'silu') bad('act_fn', cfg.act_fn, '"silu"');
+  if ((cfg.norm_type ?? 'group') !== 'group') bad('norm_type', cfg.norm_type, '"group"');
+  for (const t of cfg.up_block_types ?? []) if (t !== 'UpDecoderBlock2D') bad('up_block_types', t, '"UpDecoderBlock2D"');
+  if (cfg.up_block_types && cfg.up_block_types.length !== cfg.block_out_channels.length) {
+    bad('up_block_types', cfg.up_block_types, `one entry per block_out_channels entry (${cfg.block_out_channels.length})`);
+  }
+  if (!Number.isInteger(cfg.layers_per_block) || cfg.layers_per_block < 1) bad('layers_per_block', cfg.layers_per_block, 'a positive integer');
+  if (!Number.isInteger(cfg.latent_channels) || cfg.latent_channels < 1) bad('latent_channels', cfg.latent_channels, 'a positive integer');
+}
+
+/** Builds the decoder graph. */
+export function buildVaeDecoderGraph(config: VaeConfig, weights: WeightIndex, opts: VaeBuildOptions): BuiltGraph {
+  const where = opts.configName ?? 'vae/config.json';
+  checkVaeConfig(config, where);
+  const groups = config.norm_num_groups ?? 32;
+  const ch = config.block_out_channels;
+  const g = new GraphBuilder({ name: 'AutoencoderKL.decoder', weights, compute: opts.compute ?? 'float32' });
+  let x = g.toCompute(g.input('latents_scaled', 'float32', [opts.batch, config.latent_channels, opts.height, opts.width]));
+
+  if (config.use_post_quant_conv !== false) x = conv2d(g, x, 'post_quant_conv');
+  x = conv2d(g, x, 'decoder.conv_in');
+  const top = ch[ch.length - 1];
+  if (shapeOf(x)[1] !== top) throw new GraphError(`${weights.describe()}: "decoder.conv_in.weight" gives ${shapeOf(x)[1]} channels, expected ${top} (block_out_channels[-1])`);
+  x = resnet(g, x, 'decoder.mid_block.resnets.0', top, groups);
+  if (config.mid_block_add_attention !== false) x = midAttention(g, x, 'decoder.mid_block.attentions.0', groups, opts.maxBindingBytes);
+  x = resnet(g, x, 'decoder.mid_block.resnets.1', top, groups);
+
+  const rev = [...ch].reverse();
+  rev.forEach((out, i) => {
+    const p = `decoder.up_blocks.${i}`;
+    for (let j = 0; j <= config.layers_per_block; j++) x = resnet(g, x, `${p}.resnets.${j}`, out, groups);
+    if (i < rev.length - 1) {
+      x = g.scope(`${p}.upsamplers.0`, () => {
+        const [, , h, w] = shapeOf(x);
+        return conv2d(g, upsampleNearest(g, x, h * 2, w * 2), `${p}.upsamplers.0.conv`);
+      });
+    }
+  });
+  x = silu(g, groupNorm(g, x, 'decoder.conv_norm_out', groups, EPS));
+  x = conv2d(g, x, 'decoder.conv_out');
+  if (config.out_channels !== undefined && shapeOf(x)[1] !== config.out_channels) {
+    throw new GraphError(`${weights.describe()}: "decoder.conv_out.weight" gives ${shapeOf(x)[1]} channels, expected out_channels ${config.out_channels}`);
+  }
+  g.output(x, 'image');
+  return g.build();
+}
+
+/** diffusers ResnetBlock2D without time embedding (eps 1e-6, output_scale_factor 1). */
+function resnet(g: GraphBuilder, x: Value, p: string, out: number, groups: number): Value {
+  return g.scope(p, () => {
+    const cin = shapeOf(x)[1];
+    let h = conv2d(g, silu(g, groupNorm(g, x, `${p}.norm1`, groups, EPS)), `${p}.conv1`);
+    if (shapeOf(h)[1] !== out) throw new GraphError(`${g.weights.describe()}: "${p}.conv1.weight" gives ${shapeOf(h)[1]} channels, expected ${out}`);
+    h = conv2d(g, silu(g, groupNorm(g, h, `${p}.norm2`, groups, EPS)), `${p}.conv2`);
+    const skip = cin === out ? x : conv2d(g, x, `${p}.conv_shortcut`);
+    return g.op1('Add', [skip, h]);
+  });
+}
+
+/** A Linear of the attention block under its current or deprecated name (2-D or 1x1-conv weight). */
+function attnLinear(g: GraphBuilder, x: Value, p: string, names: [string, string], c: number): Value {
+  const [cur, old] = names;
+  const key = g.hasWeight(`${p}.${cur}.weight`) || !g.hasWeight(`${p}.${old}.weight`) ? `${p}.${cur}` : `${p}.${old}`;
+  return g.scope(key, () => {
+    const shape = g.weightShape(`${key}.weight`);
+    let w = g.weight(`${key}.weight`, shape?.length === 4 ? [c, c, 1, 1] : [c, c]);
+    if (shape?.length === 4) w = reshape(g, w, [c, c]);
+    const b = g.weight(`${key}.bias`, [c]);
+    const [bb, t] = shapeOf(x);
+    const y = g.op1('Gemm', [reshape(g, x, [bb * t, c]), w, b], { transB: 1 });
+    return reshape(g, y, [bb, t, c]);
+  });
+}
+
+/** Mid-block self-attention: single head over all channels, residual connection. */
+function midAttention(g: GraphBuilder, x: Value, p: string, groups: number, maxBindingBytes?: number): Value {
+  return g.scope(p, () => {
+    const [b, c, h, w] = shapeOf(x);
+    const n = groupNorm(g, x, `${p}.group_norm`, groups, EPS);
+    const seq = transpose(g, reshape(g, n, [b, c, h * w]), [0, 2, 1]);
+    const q = attnLinear(g, seq, p, ['to_q', 'query'], c);
+    const k = attnLinear(g, seq, p, ['to_k', 'key'], c);
+    const v = attnLinear(g, seq, p, ['to_v', 'value'], c);
+    const a = attnLinear(g, attention(g, q, k, v, { heads: 1, maxBindingBytes }), p, ['to_out.0', 'proj_attn'], c);
+    const back = reshape(g, transpose(g, a, [0, 2, 1]), [b, c, h, w]);
+    return g.op1('Add', [back, x]);
+  });
+}

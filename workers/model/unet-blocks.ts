@@ -1,0 +1,164 @@
+/**
+ * The U-Net's building blocks, as diffusers defines them: ResnetBlock2D, Transformer2DModel with its
+ * BasicTransformerBlocks (self-attention, cross-attention, GEGLU feed-forward), Downsample2D and
+ * Upsample2D. Each takes the diffusers module path as its weight-key prefix and node-name scope.
+ */
+import { GraphError, type GraphBuilder, type Value } from './graph';
+import { attention, conv2d, geglu, groupNorm, layerNorm, linear, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
+
+/** Validates a conv kernel's shape up front, so a wrong checkpoint names the tensor, expected and found. */
+function convWeight(g: GraphBuilder, prefix: string, cout: number, cin: number, k: number): void {
+  g.weight(`${prefix}.weight`, [cout, cin, k, k]);
+  g.weight(`${prefix}.bias`, [cout]);
+}
+
+export interface ResnetParams {
+  groups: number;
+  eps: number;
+  /** output_scale_factor: (x + h) / scale */
+  outScale: number;
+}
+
+/**
+ * ResnetBlock2D (time_embedding_norm "default"):
+ * h = conv1(silu(norm1(x))) + time_emb_proj(silu(emb)); h = conv2(silu(norm2(h)));
+ * out = (shortcut(x) + h) / scale, shortcut a 1x1 conv when the channel count changes.
+ * `embAct` is silu(emb) [B or 1, E], computed once for all resnets.
+ */
+export function resnet(g: GraphBuilder, x: Value, embAct: Value, prefix: string, outC: number, p: ResnetParams): Value {
+  const [b, cin, h, w] = shapeOf(x);
+  return g.scope(prefix, () => {
+    let y = silu(g, groupNorm(g, x, `${prefix}.norm1`, p.groups, p.eps));
+    convWeight(g, `${prefix}.conv1`, outC, cin, 3);
+    y = conv2d(g, y, `${prefix}.conv1`, { padding: 1 });
+    const t = linear(g, embAct, `${prefix}.time_emb_proj`, { outFeatures: outC });
+    y = g.op1('Add', [y, reshape(g, t, [shapeOf(t)[0], outC, 1, 1])]);
+    y = silu(g, groupNorm(g, y, `${prefix}.norm2`, p.groups, p.eps));
+    convWeight(g, `${prefix}.conv2`, outC, outC, 3);
+    y = conv2d(g, y, `${prefix}.conv2`, { padding: 1 });
+    let skip = x;
+    if (cin !== outC) {
+      convWeight(g, `${prefix}.conv_shortcut`, outC, cin, 1);
+      skip = conv2d(g, x, `${prefix}.conv_shortcut`, { padding: 0 });
+    } else if (g.hasWeight(`${prefix}.conv_shortcut.weight`)) {
+      throw new GraphError(`${g.weights.describe()}: unexpected tensor "${prefix}.conv_shortcut.weight" (resnet ${prefix} keeps ${cin} channels, so diffusers has no shortcut conv)`);
+    }
+    let out = g.op1('Add', [skip, y]);
+    if (p.outScale !== 1) out = g.op1('Div', [out, g.scalar(p.outScale)]);
+    const os = shapeOf(out);
+    if (os[0] !== b || os[2] !== h || os[3] !== w) throw new GraphError(`${prefix}: output shape [${os}] unexpected`);
+    return out;
+  });
+}
+
+export interface TransformerParams {
+  heads: number;
+  depth: number;
+  groups: number;
+  /** Transformer2DModel GroupNorm eps (1e-6 in diffusers) */
+  normEps: number;
+  useLinearProjection: boolean;
+  maxBindingBytes: number;
+}
+
+/**
+ * Transformer2DModel (continuous input): GroupNorm -> proj_in (Linear on [B, HW, C], or 1x1 conv
+ * before flattening when use_linear_projection is false) -> BasicTransformerBlocks -> proj_out -> + x.
+ */
+export function transformer2d(g: GraphBuilder, x: Value, ehs: Value, prefix: string, p: TransformerParams): Value {
+  const [b, c, h, w] = shapeOf(x);
+  return g.scope(prefix, () => {
+    const n = groupNorm(g, x, `${prefix}.norm`, p.groups, p.normEps);
+    let t: Value;
+    if (p.useLinearProjection) {
+      t = reshape(g, transpose(g, n, [0, 2, 3, 1]), [b, h * w, c]);
+      t = linear(g, t, `${prefix}.proj_in`, { outFeatures: c });
+    } else {
+      convWeight(g, `${prefix}.proj_in`, c, c, 1);
+      t = conv2d(g, n, `${prefix}.proj_in`, { padding: 0 });
+      t = reshape(g, transpose(g, t, [0, 2, 3, 1]), [b, h * w, c]);
+    }
+    for (let i = 0; i < p.depth; i++) t = basicTransformerBlock(g, t, ehs, `${prefix}.transformer_blocks.${i}`, p);
+    let y: Value;
+    if (p.useLinearProjection) {
+      t = linear(g, t, `${prefix}.proj_out`, { outFeatures: c });
+      y = transpose(g, reshape(g, t, [b, h, w, c]), [0, 3, 1, 2]);
+    } else {
+      y = transpose(g, reshape(g, t, [b, h, w, c]), [0, 3, 1, 2]);
+      convWeight(g, `${prefix}.proj_out`, c, c, 1);
+      y = conv2d(g, y, `${prefix}.proj_out`, { padding: 0 });
+    }
+    return g.op1('Add', [y, x]);
+  });
+}
+
+/** BasicTransformerBlock: x += attn1(norm1 x); x += attn2(norm2 x, ehs); x += ff(norm3 x). LayerNorm eps 1e-5. */
+function basicTransformerBlock(g: GraphBuilder, x: Value, ehs: Value, prefix: string, p: TransformerParams): Value {
+  return g.scope(prefix, () => {
+    const n1 = layerNorm(g, x, `${prefix}.norm1`, 1e-5);
+    x = g.op1('Add', [attentionModule(g, n1, n1, `${prefix}.attn1`, p), x]);
+    const n2 = layerNorm(g, x, `${prefix}.norm2`, 1e-5);
+    x = g.op1('Add', [attentionModule(g, n2, ehs, `${prefix}.attn2`, p), x]);
+    const n3 = layerNorm(g, x, `${prefix}.norm3`, 1e-5);
+    return g.op1('Add', [feedForward(g, n3, `${prefix}.ff`, p.maxBindingBytes), x]);
+  });
+}
+
+/** diffusers Attention: to_q/to_k/to_v without bias, SDPA (scale head_dim^-0.5), to_out.0 with bias. */
+function attentionModule(g: GraphBuilder, x: Value, ctx: Value, prefix: string, p: TransformerParams): Value {
+  const c = shapeOf(x)[2];
+  return g.scope(prefix, () => {
+    const q = linear(g, x, `${prefix}.to_q`, { bias: false, outFeatures: c });
+    const k = linear(g, ctx, `${prefix}.to_k`, { bias: false, outFeatures: c });
+    const v = linear(g, ctx, `${prefix}.to_v`, { bias: false, outFeatures: c });
+    const o = attention(g, q, k, v, { heads: p.heads, maxBindingBytes: p.maxBindingBytes });
+    return linear(g, o, `${prefix}.to_out.0`, { outFeatures: c });
+  });
+}
+
+/**
+ * FeedForward with GEGLU: ff.net.0 (GEGLU proj to 2*inner) -> ff.net.2 (Linear inner -> C).
+ * When the [B*T, 2*inner] projection would exceed maxBindingBytes, the tokens are processed in
+ * chunks (the op is row-wise, so the result is identical).
+ */
+function feedForward(g: GraphBuilder, x: Value, prefix: string, maxBindingBytes: number): Value {
+  const [b, t, c] = shapeOf(x);
+  const projShape = g.weightShape(`${prefix}.net.0.proj.weight`);
+  if (!projShape || projShape.length !== 2 || projShape[1] !== c || projShape[0] % 2) {
+    throw new GraphError(`${g.weights.describe()}: tensor "${prefix}.net.0.proj.weight" has shape ${projShape ? `[${projShape}]` : '(missing)'}, expected [2*inner, ${c}] (GEGLU)`);
+  }
+  const inner = projShape[0] / 2;
+  g.weight(`${prefix}.net.2.weight`, [c, inner]);
+  const one = (xc: Value) => linear(g, geglu(g, xc, `${prefix}.net.0`), `${prefix}.net.2`, { outFeatures: c });
+  const rowBytes = b * 2 * inner * g.computeBytes;
+  const rows = Math.max(1, Math.min(t, Math.floor(maxBindingBytes / rowBytes)));
+  if (rows >= t) return one(x);
+  return g.scope(prefix, () => {
+    const n = Math.ceil(t / rows);
+    const sizes = Array.from({ length: n }, (_, i) => Math.min(rows, t - i * rows));
+    const parts = g.op('Split', [x, g.constI64(sizes)], { axis: 1 }, { outputs: n });
+    return g.op1('Concat', parts.map(one), { axis: 1 });
+  });
+}
+
+/** Downsample2D (use_conv): 3x3 conv, stride 2, symmetric padding `padding` (>= 1; checked by planUnet). */
+export function downsample(g: GraphBuilder, x: Value, prefix: string, padding: number): Value {
+  const c = shapeOf(x)[1];
+  return g.scope(prefix, () => {
+    convWeight(g, `${prefix}.conv`, c, c, 3);
+    return conv2d(g, x, `${prefix}.conv`, { stride: 2, padding });
+  });
+}
+
+/**
+ * Upsample2D (use_conv): nearest-neighbour to (outH, outW) — the skip tensor's size, which is 2x the
+ * input except where diffusers passes an explicit upsample_size — then a 3x3 conv.
+ */
+export function upsample(g: GraphBuilder, x: Value, prefix: string, outH: number, outW: number): Value {
+  const c = shapeOf(x)[1];
+  return g.scope(prefix, () => {
+    const u = upsampleNearest(g, x, outH, outW);
+    convWeight(g, `${prefix}.conv`, c, c, 3);
+    return conv2d(g, u, `${prefix}.conv`, { padding: 1 });
+  });
+}

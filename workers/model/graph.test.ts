@@ -3,7 +3,7 @@ import { GraphBuilder } from './graph';
 import { WeightIndex } from './weights';
 import { bytesSource, encodeSafetensors, floatToHalf, halfToFloat } from './safetensors';
 import { attention, causalMask, conv2d, gelu, groupNorm, layerNorm, linear, upsampleNearest } from './ops';
-import { maxAbsDiff, runWasm } from './testing/run-wasm.node';
+import { maxAbsDiff, runWasm } from './testing/run-wasm.node.js';
 
 /** Deterministic pseudo-random values in [-1, 1). */
 function rand(n: number, seed: number): Float32Array {

@@ -1,7 +1,7 @@
 /** Node adapter: opens one component (config.json + weight files) of a local diffusers model folder. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileSource } from './safetensors.node';
+import { fileSource } from './safetensors.node.js';
 import { WeightIndex } from './weights';
 
 export type ComponentName = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae' | 'vae_decoder';

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import {
   bytesSource, blobSource, encodeSafetensors, floatToHalf, halfToFloat, readSafetensorsHeader, readTensorF32,
 } from './safetensors';
-import { fileSource } from './safetensors.node';
+import { fileSource } from './safetensors.node.js';
 
 const FIX = resolve(__dirname, '../../test/fixtures');
 

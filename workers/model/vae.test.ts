@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildVaeDecoderGraph, type VaeConfig } from './vae';
-import { openComponent } from './model-dir.node';
-import { FIXTURE_NAMES, fixtureDir, golden, goldenCases } from './testing/fixtures.node';
-import { createWasmSession, maxAbsDiff, runWasm } from './testing/run-wasm.node';
+import { openComponent } from './model-dir.node.js';
+import { FIXTURE_NAMES, fixtureDir, golden, goldenCases } from './testing/fixtures.node.js';
+import { createWasmSession, maxAbsDiff, runWasm } from './testing/run-wasm.node.js';
 import { f32Copy } from './testing/weights-mem';
 
 const GOLD = 'vae.safetensors';

@@ -1,9 +1,10 @@
 /** Paths and golden-tensor access for the tiny fixture repos (tests only). */
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readSafetensorsHeader, readTensorF32, type SafetensorsFile } from '../safetensors';
-import { fileSource } from '../safetensors.node';
+import { fileSource } from '../safetensors.node.js';
 
-export const FIXTURES = resolve(__dirname, '../../../test/fixtures');
+export const FIXTURES = fileURLToPath(new URL('../../../test/fixtures', import.meta.url));
 export const FIXTURE_NAMES = ['tiny-sdxl', 'tiny-koala'] as const;
 export type FixtureName = (typeof FIXTURE_NAMES)[number];
 

@@ -56,7 +56,7 @@ describe('PNG encoder', () => {
   it('stored zlib spans several 64 KiB blocks', async () => {
     const data = Uint8Array.from({ length: 140000 }, (_, i) => i & 0xff);
     const z = zlibStored(data);
-    const back = new Uint8Array(await new Response(new Blob([z]).stream().pipeThrough(new DecompressionStream('deflate'))).arrayBuffer());
+    const back = new Uint8Array(await new Response(new Blob([z as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('deflate'))).arrayBuffer());
     expect(back).toEqual(data);
   });
 

@@ -112,7 +112,7 @@ for (const fixture of ['tiny-sdxl', 'tiny-koala']) {
         let maxScale = 0;
         let maxRef = 0;
         // (1) each step from the golden input sample; (2) the chained loop from the initial noise
-        let chained = Float32Array.from(noise, (v) => v * s.initNoiseSigma);
+        let chained: Float32Array = Float32Array.from(noise, (v) => v * s.initNoiseSigma);
         const chainedScheduler = createScheduler(how.name, config, n, how.opts);
         for (let j = 0; j < n; j++) {
           const sample = j === 0 ? Float32Array.from(noise, (v) => v * s.initNoiseSigma) : at(prevs, j - 1);

@@ -1,7 +1,9 @@
 /**
  * The U-Net's building blocks, as diffusers defines them: ResnetBlock2D, Transformer2DModel with its
  * BasicTransformerBlocks (self-attention, cross-attention, GEGLU feed-forward), Downsample2D and
- * Upsample2D. Each takes the diffusers module path as its weight-key prefix and node-name scope.
+ * Upsample2D. Each takes the diffusers module path as its weight-key prefix. Node names: ops.* name
+ * their nodes after their own full key prefix, so the blocks scope only the nodes they add themselves
+ * (nesting full prefixes would repeat every path).
  */
 import { GraphError, type GraphBuilder, type Value } from './graph';
 import { attention, conv2d, geglu, groupNorm, layerNorm, linear, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
@@ -26,28 +28,28 @@ export interface ResnetParams {
  * `embAct` is silu(emb) [B or 1, E], computed once for all resnets.
  */
 export function resnet(g: GraphBuilder, x: Value, embAct: Value, prefix: string, outC: number, p: ResnetParams): Value {
-  const [b, cin, h, w] = shapeOf(x);
-  return g.scope(prefix, () => {
-    let y = silu(g, groupNorm(g, x, `${prefix}.norm1`, p.groups, p.eps));
-    convWeight(g, `${prefix}.conv1`, outC, cin, 3);
-    y = conv2d(g, y, `${prefix}.conv1`, { padding: 1 });
-    const t = linear(g, embAct, `${prefix}.time_emb_proj`, { outFeatures: outC });
-    y = g.op1('Add', [y, reshape(g, t, [shapeOf(t)[0], outC, 1, 1])]);
-    y = silu(g, groupNorm(g, y, `${prefix}.norm2`, p.groups, p.eps));
-    convWeight(g, `${prefix}.conv2`, outC, outC, 3);
-    y = conv2d(g, y, `${prefix}.conv2`, { padding: 1 });
-    let skip = x;
-    if (cin !== outC) {
-      convWeight(g, `${prefix}.conv_shortcut`, outC, cin, 1);
-      skip = conv2d(g, x, `${prefix}.conv_shortcut`, { padding: 0 });
-    } else if (g.hasWeight(`${prefix}.conv_shortcut.weight`)) {
-      throw new GraphError(`${g.weights.describe()}: unexpected tensor "${prefix}.conv_shortcut.weight" (resnet ${prefix} keeps ${cin} channels, so diffusers has no shortcut conv)`);
-    }
-    let out = g.op1('Add', [skip, y]);
-    if (p.outScale !== 1) out = g.op1('Div', [out, g.scalar(p.outScale)]);
-    const os = shapeOf(out);
-    if (os[0] !== b || os[2] !== h || os[3] !== w) throw new GraphError(`${prefix}: output shape [${os}] unexpected`);
-    return out;
+  const cin = shapeOf(x)[1];
+  const at = <R>(sub: string, fn: () => R) => g.scope(`${prefix}.${sub}`, fn);
+  let y = groupNorm(g, x, `${prefix}.norm1`, p.groups, p.eps);
+  y = at('act1', () => silu(g, y));
+  convWeight(g, `${prefix}.conv1`, outC, cin, 3);
+  y = conv2d(g, y, `${prefix}.conv1`, { padding: 1 });
+  const t = linear(g, embAct, `${prefix}.time_emb_proj`, { outFeatures: outC });
+  y = at('time_emb_proj', () => g.op1('Add', [y, reshape(g, t, [shapeOf(t)[0], outC, 1, 1])]));
+  y = groupNorm(g, y, `${prefix}.norm2`, p.groups, p.eps);
+  y = at('act2', () => silu(g, y));
+  convWeight(g, `${prefix}.conv2`, outC, outC, 3);
+  y = conv2d(g, y, `${prefix}.conv2`, { padding: 1 });
+  let skip = x;
+  if (cin !== outC) {
+    convWeight(g, `${prefix}.conv_shortcut`, outC, cin, 1);
+    skip = conv2d(g, x, `${prefix}.conv_shortcut`, { padding: 0 });
+  } else if (g.hasWeight(`${prefix}.conv_shortcut.weight`)) {
+    throw new GraphError(`${g.weights.describe()}: unexpected tensor "${prefix}.conv_shortcut.weight" (resnet ${prefix} keeps ${cin} channels, so diffusers has no shortcut conv)`);
+  }
+  return at('out', () => {
+    const out = g.op1('Add', [skip, y]);
+    return p.outScale === 1 ? out : g.op1('Div', [out, g.scalar(p.outScale)]);
   });
 }
 
@@ -67,53 +69,47 @@ export interface TransformerParams {
  */
 export function transformer2d(g: GraphBuilder, x: Value, ehs: Value, prefix: string, p: TransformerParams): Value {
   const [b, c, h, w] = shapeOf(x);
-  return g.scope(prefix, () => {
-    const n = groupNorm(g, x, `${prefix}.norm`, p.groups, p.normEps);
-    let t: Value;
-    if (p.useLinearProjection) {
-      t = reshape(g, transpose(g, n, [0, 2, 3, 1]), [b, h * w, c]);
-      t = linear(g, t, `${prefix}.proj_in`, { outFeatures: c });
-    } else {
-      convWeight(g, `${prefix}.proj_in`, c, c, 1);
-      t = conv2d(g, n, `${prefix}.proj_in`, { padding: 0 });
-      t = reshape(g, transpose(g, t, [0, 2, 3, 1]), [b, h * w, c]);
-    }
-    for (let i = 0; i < p.depth; i++) t = basicTransformerBlock(g, t, ehs, `${prefix}.transformer_blocks.${i}`, p);
-    let y: Value;
-    if (p.useLinearProjection) {
-      t = linear(g, t, `${prefix}.proj_out`, { outFeatures: c });
-      y = transpose(g, reshape(g, t, [b, h, w, c]), [0, 3, 1, 2]);
-    } else {
-      y = transpose(g, reshape(g, t, [b, h, w, c]), [0, 3, 1, 2]);
-      convWeight(g, `${prefix}.proj_out`, c, c, 1);
-      y = conv2d(g, y, `${prefix}.proj_out`, { padding: 0 });
-    }
-    return g.op1('Add', [y, x]);
-  });
+  const at = <R>(sub: string, fn: () => R) => g.scope(`${prefix}.${sub}`, fn);
+  const n = groupNorm(g, x, `${prefix}.norm`, p.groups, p.normEps);
+  const toTokens = (v: Value) => at('to_tokens', () => reshape(g, transpose(g, v, [0, 2, 3, 1]), [b, h * w, c]));
+  const fromTokens = (v: Value) => at('from_tokens', () => transpose(g, reshape(g, v, [b, h, w, c]), [0, 3, 1, 2]));
+  let t: Value;
+  if (p.useLinearProjection) {
+    t = linear(g, toTokens(n), `${prefix}.proj_in`, { outFeatures: c });
+  } else {
+    convWeight(g, `${prefix}.proj_in`, c, c, 1);
+    t = toTokens(conv2d(g, n, `${prefix}.proj_in`, { padding: 0 }));
+  }
+  for (let i = 0; i < p.depth; i++) t = basicTransformerBlock(g, t, ehs, `${prefix}.transformer_blocks.${i}`, p);
+  let y: Value;
+  if (p.useLinearProjection) {
+    y = fromTokens(linear(g, t, `${prefix}.proj_out`, { outFeatures: c }));
+  } else {
+    convWeight(g, `${prefix}.proj_out`, c, c, 1);
+    y = conv2d(g, fromTokens(t), `${prefix}.proj_out`, { padding: 0 });
+  }
+  return at('residual', () => g.op1('Add', [y, x]));
 }
 
 /** BasicTransformerBlock: x += attn1(norm1 x); x += attn2(norm2 x, ehs); x += ff(norm3 x). LayerNorm eps 1e-5. */
 function basicTransformerBlock(g: GraphBuilder, x: Value, ehs: Value, prefix: string, p: TransformerParams): Value {
-  return g.scope(prefix, () => {
-    const n1 = layerNorm(g, x, `${prefix}.norm1`, 1e-5);
-    x = g.op1('Add', [attentionModule(g, n1, n1, `${prefix}.attn1`, p), x]);
-    const n2 = layerNorm(g, x, `${prefix}.norm2`, 1e-5);
-    x = g.op1('Add', [attentionModule(g, n2, ehs, `${prefix}.attn2`, p), x]);
-    const n3 = layerNorm(g, x, `${prefix}.norm3`, 1e-5);
-    return g.op1('Add', [feedForward(g, n3, `${prefix}.ff`, p.maxBindingBytes), x]);
-  });
+  const residual = (sub: string, a: Value, r: Value) => g.scope(`${prefix}.${sub}`, () => g.op1('Add', [a, r]));
+  const n1 = layerNorm(g, x, `${prefix}.norm1`, 1e-5);
+  x = residual('attn1', attentionModule(g, n1, n1, `${prefix}.attn1`, p), x);
+  const n2 = layerNorm(g, x, `${prefix}.norm2`, 1e-5);
+  x = residual('attn2', attentionModule(g, n2, ehs, `${prefix}.attn2`, p), x);
+  const n3 = layerNorm(g, x, `${prefix}.norm3`, 1e-5);
+  return residual('ff', feedForward(g, n3, `${prefix}.ff`, p.maxBindingBytes), x);
 }
 
 /** diffusers Attention: to_q/to_k/to_v without bias, SDPA (scale head_dim^-0.5), to_out.0 with bias. */
 function attentionModule(g: GraphBuilder, x: Value, ctx: Value, prefix: string, p: TransformerParams): Value {
   const c = shapeOf(x)[2];
-  return g.scope(prefix, () => {
-    const q = linear(g, x, `${prefix}.to_q`, { bias: false, outFeatures: c });
-    const k = linear(g, ctx, `${prefix}.to_k`, { bias: false, outFeatures: c });
-    const v = linear(g, ctx, `${prefix}.to_v`, { bias: false, outFeatures: c });
-    const o = attention(g, q, k, v, { heads: p.heads, maxBindingBytes: p.maxBindingBytes });
-    return linear(g, o, `${prefix}.to_out.0`, { outFeatures: c });
-  });
+  const q = linear(g, x, `${prefix}.to_q`, { bias: false, outFeatures: c });
+  const k = linear(g, ctx, `${prefix}.to_k`, { bias: false, outFeatures: c });
+  const v = linear(g, ctx, `${prefix}.to_v`, { bias: false, outFeatures: c });
+  const o = g.scope(prefix, () => attention(g, q, k, v, { heads: p.heads, maxBindingBytes: p.maxBindingBytes }));
+  return linear(g, o, `${prefix}.to_out.0`, { outFeatures: c });
 }
 
 /**
@@ -133,21 +129,19 @@ function feedForward(g: GraphBuilder, x: Value, prefix: string, maxBindingBytes:
   const rowBytes = b * 2 * inner * g.computeBytes;
   const rows = Math.max(1, Math.min(t, Math.floor(maxBindingBytes / rowBytes)));
   if (rows >= t) return one(x);
-  return g.scope(prefix, () => {
-    const n = Math.ceil(t / rows);
-    const sizes = Array.from({ length: n }, (_, i) => Math.min(rows, t - i * rows));
-    const parts = g.op('Split', [x, g.constI64(sizes)], { axis: 1 }, { outputs: n });
-    return g.op1('Concat', parts.map(one), { axis: 1 });
-  });
+  // as few chunks as fit, of near-equal size
+  const n = Math.ceil(t / rows);
+  const sizes = Array.from({ length: n }, (_, i) => Math.floor(t / n) + (i < t % n ? 1 : 0));
+  const parts = g.scope(`${prefix}.chunks`, () => g.op('Split', [x, g.constI64(sizes)], { axis: 1 }, { outputs: n }));
+  const outs = parts.map(one);
+  return g.scope(`${prefix}.chunks`, () => g.op1('Concat', outs, { axis: 1 }));
 }
 
 /** Downsample2D (use_conv): 3x3 conv, stride 2, symmetric padding `padding` (>= 1; checked by planUnet). */
 export function downsample(g: GraphBuilder, x: Value, prefix: string, padding: number): Value {
   const c = shapeOf(x)[1];
-  return g.scope(prefix, () => {
-    convWeight(g, `${prefix}.conv`, c, c, 3);
-    return conv2d(g, x, `${prefix}.conv`, { stride: 2, padding });
-  });
+  convWeight(g, `${prefix}.conv`, c, c, 3);
+  return conv2d(g, x, `${prefix}.conv`, { stride: 2, padding });
 }
 
 /**
@@ -156,9 +150,7 @@ export function downsample(g: GraphBuilder, x: Value, prefix: string, padding: n
  */
 export function upsample(g: GraphBuilder, x: Value, prefix: string, outH: number, outW: number): Value {
   const c = shapeOf(x)[1];
-  return g.scope(prefix, () => {
-    const u = upsampleNearest(g, x, outH, outW);
-    convWeight(g, `${prefix}.conv`, c, c, 3);
-    return conv2d(g, u, `${prefix}.conv`, { padding: 1 });
-  });
+  const u = g.scope(`${prefix}.interpolate`, () => upsampleNearest(g, x, outH, outW));
+  convWeight(g, `${prefix}.conv`, c, c, 3);
+  return conv2d(g, u, `${prefix}.conv`, { padding: 1 });
 }

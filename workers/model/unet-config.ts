@@ -218,7 +218,9 @@ export function planUnet(cfg: UnetConfig): UnetPlan {
   let mid: UnetMidPlan | null = null;
   if (midType !== null) {
     // diffusers builds the mid block with num_layers = 1: one attention + resnet pair after the first resnet
-    const depths = depthsFor(tl[n - 1], 1, '"transformer_layers_per_block"[-1] (mid block)');
+    // (a per-layer list entry: diffusers' mid block reads only its first element)
+    const last = tl[n - 1];
+    const depths = depthsFor(Array.isArray(last) ? last.slice(0, 1) : last, 1, '"transformer_layers_per_block"[-1] (mid block)');
     if (bo[n - 1] % heads[n - 1] !== 0) fail(`mid block: ${bo[n - 1]} channels are not divisible by ${heads[n - 1]} attention heads`);
     mid = { channels: bo[n - 1], transformerDepths: depths, heads: heads[n - 1], crossAttentionDim: crossDims[n - 1] };
   }

@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openComponent } from './model-dir.node.js';
-import { fixtureDir, golden, goldenCases, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node.js';
-import { maxAbsDiff, runWasm } from './testing/run-wasm.node.js';
+import { openComponent } from './model-dir.node';
+import { fixtureDir, golden, goldenCases, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node';
+import { maxAbsDiff, runWasm } from './testing/run-wasm.node';
 import { readTensorF32 } from './safetensors';
 import { buildUnetGraph, unusedWeights, type UnetGraphOptions } from './unet';
 import { unetReference } from './unet-reference';

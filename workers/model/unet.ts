@@ -108,7 +108,7 @@ export function buildUnetGraph(config: UnetConfig, weights: WeightIndex, opts: U
     const pre = `up_blocks.${i}`;
     for (let j = 0; j < blk.resnets; j++) {
       const skip = skips.pop()!;
-      h = g.scope(`${pre}.resnets.${j}`, () => g.op1('Concat', [h, skip], { axis: 1 }));
+      h = g.scope(`${pre}.resnets.${j}.skip_concat`, () => g.op1('Concat', [h, skip], { axis: 1 }));
       h = resnet(g, h, embAct, `${pre}.resnets.${j}`, blk.channels, rp);
       if (blk.transformerDepths.length) h = transformer2d(g, h, ehs, `${pre}.attentions.${j}`, tp(blk.heads, blk.transformerDepths[j]));
     }
@@ -119,7 +119,8 @@ export function buildUnetGraph(config: UnetConfig, weights: WeightIndex, opts: U
   });
   if (skips.length !== 0) throw new UnetConfigError(`unet/config.json: down and up blocks do not pair up (${skips.length} skip tensors left over)`);
 
-  h = silu(g, groupNorm(g, h, 'conv_norm_out', plan.groups, plan.normEps));
+  h = groupNorm(g, h, 'conv_norm_out', plan.groups, plan.normEps);
+  h = g.scope('conv_act', () => silu(g, h));
   g.weight('conv_out.weight', [plan.outChannels, c0, plan.convOutKernel, plan.convOutKernel]);
   h = conv2d(g, h, 'conv_out');
   const os = shapeOf(h);

@@ -88,3 +88,15 @@ describe('tokenizer helpers', () => {
     expect(() => new ClipTokenizer({ ...files, vocab: '{"a": 1}' })).toThrow(/no id for the bos_token "<\|startoftext\|>"/);
   });
 });
+
+describe('marker text that is not a registered special token', () => {
+  const tok = SdxlTokenizers.fromFiles(load('tiny-sdxl', 'tokenizer'), load('tiny-sdxl', 'tokenizer_2'));
+  it('maps "<|ENDOFTEXT|>" (lowercased by the clean-up) to the eos id as the slow BPE cache does', () => {
+    const ids = tok.tokenizer.tokenIds('a <|EndOfText|> b');
+    expect(ids).toEqual([...tok.tokenizer.tokenIds('a'), 49407, ...tok.tokenizer.tokenIds('b')]);
+    // CLIP's regex lets punctuation swallow the "<|" of a following marker: no special id then
+    const glued = tok.tokenizer.tokens('!<|ENDOFTEXT|>');
+    expect(glued).not.toContain('<|endoftext|>');
+    expect(glued.join('')).toBe('!<|</w>endoftext</w>|></w>');
+  });
+});

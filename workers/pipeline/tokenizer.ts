@@ -23,6 +23,8 @@ export const MAX_LENGTH = 77;
 const CLIP_PATTERN =
   "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
 
+const CLIP_REGEX = new RegExp(CLIP_PATTERN, 'gu');
+
 /** The slow CLIPTokenizer only reads this many lines of merges.txt (header included). */
 const MERGES_LINE_LIMIT = 49152 - 256 - 2 + 1;
 
@@ -254,8 +256,18 @@ export class ClipTokenizer {
       }
       const cleaned = basicClean(part.text);
       if (!cleaned) continue;
-      const enc = this.bpe.encode(cleaned, { add_special_tokens: false });
-      for (const id of enc.ids) ids.push(id);
+      if (!cleaned.includes('<|startoftext|>') && !cleaned.includes('<|endoftext|>')) {
+        for (const id of this.bpe.encode(cleaned, { add_special_tokens: false }).ids) ids.push(id);
+        continue;
+      }
+      // Text that lowercases to a marker (e.g. "<|EndOfText|>") is not split out as a special token,
+      // but CLIP's regex matches it as one piece and the slow BPE's cache maps it to the marker's id.
+      for (const m of cleaned.matchAll(CLIP_REGEX)) {
+        const piece = m[0];
+        const special = piece === '<|startoftext|>' || piece === '<|endoftext|>' ? this.vocab[piece] : undefined;
+        if (special !== undefined) ids.push(special);
+        else for (const id of this.bpe.encode(piece, { add_special_tokens: false }).ids) ids.push(id);
+      }
     }
     return ids;
   }

@@ -205,3 +205,22 @@ describe('scheduler API', () => {
     expect(() => parseSchedulerConfig('[1]')).toThrow(/scheduler_config.json: not a JSON object/);
   });
 });
+
+describe('scheduler tables vs the pipeline goldens (cases.json)', () => {
+  for (const fixture of ['tiny-sdxl', 'tiny-koala']) {
+    it(fixture, () => {
+      const cases = (JSON.parse(readFileSync(join(root, fixture, 'goldens/cases.json'), 'utf8')) as {
+        pipeline: Array<{ name: string; scheduler: string; num_inference_steps: number; timesteps: number[]; sigmas?: number[]; init_noise_sigma: number }>;
+      }).pipeline;
+      const cfg = parseSchedulerConfig(readFileSync(join(root, fixture, 'scheduler/scheduler_config.json'), 'utf8'));
+      expect(cases.length).toBeGreaterThanOrEqual(4);
+      for (const c of cases) {
+        const how = KINDS[c.scheduler]!;
+        const s = createScheduler(how.name, cfg, c.num_inference_steps, how.opts);
+        relClose(s.timesteps, c.timesteps, 1e-6, `${c.name} timesteps`);
+        if (c.sigmas) relClose(s.sigmas, c.sigmas, 1e-6, `${c.name} sigmas`);
+        relClose([s.initNoiseSigma], [c.init_noise_sigma], 1e-6, `${c.name} init_noise_sigma`);
+      }
+    });
+  }
+});

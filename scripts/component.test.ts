@@ -69,6 +69,22 @@ describe('component CLI (tiny-koala, wasm backend)', () => {
     expect(maxAbsDiff(out.data, ref.data)).toBeLessThanOrEqual(1e-4);
   });
 
+  it('unet (batch 2, one timestep) writes out matching the golden', async () => {
+    const fx = 'tiny-koala', G = 'unet.safetensors';
+    const t: Parameters<typeof encodeSafetensors>[0] = {};
+    for (const n of ['sample', 'timestep', 'encoder_hidden_states', 'text_embeds', 'time_ids']) {
+      const g = await golden(fx, G, `case1.${n}`);
+      t[n] = { dtype: 'F32', shape: g.shape, data: g.data };
+    }
+    const inPath = join(tmp, 'unet-in.safetensors'), outPath = join(tmp, 'unet-out.safetensors');
+    writeFileSync(inPath, encodeSafetensors(t));
+    const r = await cli(['--model', fixtureDir(fx), '--component', 'unet', '--inputs', inPath, '--out', outPath]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = await readOut(outPath, 'out'), ref = await golden(fx, G, 'case1.out');
+    expect(out.shape).toEqual(ref.shape);
+    expect(maxAbsDiff(out.data, ref.data)).toBeLessThanOrEqual(1e-4);
+  });
+
   it('bad usage exits 2 with a message; a missing input tensor exits 1 naming it', async () => {
     const r = await cli(['--model', 'x', '--component', 'vae_decoder', '--bogus', '1']);
     expect(r.code).toBe(2);

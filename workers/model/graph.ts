@@ -27,7 +27,10 @@ export interface Value {
   shape?: number[];
 }
 
-/** One external-data location of a built graph: a byte range of one safetensors file. */
+/**
+ * One external-data location of a built graph: a byte range of one safetensors file. A session gets
+ * `externalData: refs.map(r => ({ path: r.location, data: r.source.slice?.(r.begin, r.end) ?? await r.source.read(r.begin, r.end - r.begin) }))`.
+ */
 export interface ExternalRef {
   /** The `location` string used in the model's initializers (pass it as `path` to ORT). */
   location: string;

@@ -33,6 +33,8 @@ export interface ByteSource {
   name: string;
   size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Present on Blob-backed sources: a lazy Blob of bytes [begin, end) (what ORT-web's externalData accepts without a copy in JS). */
+  slice?(begin: number, end: number): Blob;
 }
 
 export interface SafetensorsFile {
@@ -71,6 +73,7 @@ export function blobSource(blob: Blob, name: string): ByteSource {
     async read(offset, length) {
       return new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
     },
+    slice: (begin, end) => blob.slice(begin, end),
   };
 }
 

@@ -50,7 +50,13 @@ export interface GenerateParams {
 }
 
 export type EngineRequest =
-  | { type: 'probe'; id: string }
+  | {
+      type: 'probe';
+      id: string;
+      /** Optional: URL prefix (ending in '/') where the page serves onnxruntime-web's .wasm/.mjs files;
+       *  the engine sets `ort.env.wasm.wasmPaths` to it before creating any session. */
+      ortWasmBase?: string;
+    }
   | { type: 'load'; id: string; model: ModelSource; precision?: Precision; files?: File[] }
   | { type: 'generate'; id: string; params: GenerateParams; files?: File[] }
   | { type: 'cancel'; id: string; target: string }

@@ -1,0 +1,92 @@
+/**
+ * Turns the worker's probe answer into what the page tells the user before any download:
+ * whether this browser can run the chosen model at the chosen size, in which precision, and how much
+ * it will download. Pure; unit-tested.
+ */
+import type { Capabilities, Precision } from '../workers/protocol';
+import type { ModelEntry } from './models';
+import { SIZES } from './models';
+import { formatBytes } from './format';
+
+export const BROWSERS =
+  'WebGPU ships in Chrome and Edge 113+ (Windows, macOS, ChromeOS; Android 12+ from Chrome 121), Safari 26 (macOS Tahoe, iOS/iPadOS 26), and Firefox 141+ on Windows (145+ on Apple-silicon macOS). On Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu and #enable-vulkan.';
+
+export interface Assessment {
+  level: 'ok' | 'warn' | 'error';
+  /** Short headline, e.g. "WebGPU is not available". */
+  title: string;
+  /** What is missing and what to do. */
+  detail: string;
+  precision: Precision;
+  /** Expected first-run download in bytes (null when unknown). */
+  downloadBytes: number | null;
+  /** Largest offered size that fits this adapter's limits (for a hint), when the chosen one does not. */
+  suggestedSize?: [number, number];
+}
+
+/**
+ * The largest single GPU buffer a run needs: the fp32 VAE decoder's widest activation
+ * (128 channels × H × W × 4 bytes) or the largest weight (OpenCLIP-bigG token embedding 49408 × 1280).
+ */
+export function largestBufferNeeded(width: number, height: number, precision: Precision, model: ModelEntry): number {
+  if (model.family === 'demo') return 16 * width * height * 4;
+  const vae = 128 * width * height * 4;
+  const embedding = 49408 * 1280 * (precision === 'fp16' ? 2 : 4);
+  return Math.max(vae, embedding);
+}
+
+export function assess(
+  caps: Capabilities | null,
+  model: ModelEntry,
+  width: number,
+  height: number,
+): Assessment {
+  if (!caps) {
+    return { level: 'warn', title: 'Checking your GPU…', detail: '', precision: 'fp32', downloadBytes: null };
+  }
+  const precision: Precision = caps.shaderF16 && model.fp16Variant ? 'fp16' : 'fp32';
+  const downloadBytes = model.download ? model.download[precision] : null;
+  if (!caps.webgpu) {
+    const noApi = /navigator\.gpu|not expose|missing/i.test(caps.problem ?? '');
+    return {
+      level: 'error',
+      title: noApi ? 'This browser has no WebGPU' : 'WebGPU found no usable GPU adapter',
+      detail: `${caps.problem ?? 'WebGPU is not available.'} ${noApi ? BROWSERS : 'Turn on hardware acceleration, update the GPU driver, or try another browser. ' + BROWSERS}`,
+      precision,
+      downloadBytes,
+    };
+  }
+  const need = largestBufferNeeded(width, height, precision, model);
+  const have = Math.min(caps.maxBufferSize ?? Infinity, caps.maxStorageBufferBindingSize ?? Infinity);
+  if (have < need) {
+    const fit = SIZES.filter((s) => s.group !== 'tiny' || model.family === 'demo').find(
+      (s) => largestBufferNeeded(s.width, s.height, precision, model) <= have,
+    );
+    return {
+      level: 'error',
+      title: 'GPU limits too low for this size',
+      detail: `${width}×${height} needs GPU buffers of ${formatBytes(need)}, but this adapter allows ${formatBytes(have)} (maxBufferSize ${formatBytes(caps.maxBufferSize ?? 0)}, maxStorageBufferBindingSize ${formatBytes(caps.maxStorageBufferBindingSize ?? 0)}).${fit ? ` Choose ${fit.width}×${fit.height} or smaller.` : ' Try a desktop GPU.'}`,
+      precision,
+      downloadBytes,
+      suggestedSize: fit ? [fit.width, fit.height] : undefined,
+    };
+  }
+  const size = downloadBytes !== null ? formatBytes(downloadBytes) : 'an unknown amount';
+  if (!caps.shaderF16 && model.family !== 'demo') {
+    const fp16 = model.download ? ` instead of ${formatBytes(model.download.fp16)}` : '';
+    return {
+      level: 'warn',
+      title: 'No shader-f16: using fp32 weights',
+      detail: `This GPU adapter lacks the WebGPU "shader-f16" feature, so the model runs in fp32: a ${size} download${fp16} and about twice the GPU memory.`,
+      precision,
+      downloadBytes,
+    };
+  }
+  return {
+    level: 'ok',
+    title: 'Ready',
+    detail: `${precision} on ${caps.adapterName ?? 'your GPU'}; first run downloads ${size} (cached afterwards).`,
+    precision,
+    downloadBytes,
+  };
+}

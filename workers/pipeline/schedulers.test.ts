@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsHeader, readTensorF32, type SafetensorsFile } from '../model/safetensors';
 import { fileSource } from '../model/safetensors.node';
-import { createScheduler, parseSchedulerConfig, SCHEDULER_NAMES, type Scheduler, type SchedulerOptions } from './schedulers';
+import { createScheduler, packCoefficients, parseSchedulerConfig, SCHEDULER_NAMES, type Scheduler, type SchedulerOptions } from './schedulers';
 import { alphasCumprod, makeBetas } from './scheduler-math';
 
 const root = join(__dirname, '../../test/fixtures');
@@ -111,14 +111,27 @@ for (const fixture of ['tiny-sdxl', 'tiny-koala']) {
         let maxChain = 0;
         let maxScale = 0;
         let maxRef = 0;
+        let maxGpu = 0;
+        let gpuX0: Float32Array | null = null;
         // (1) each step from the golden input sample; (2) the chained loop from the initial noise
         let chained: Float32Array = Float32Array.from(noise, (v) => v * s.initNoiseSigma);
         const chainedScheduler = createScheduler(how.name, config, n, how.opts);
         for (let j = 0; j < n; j++) {
           const sample = j === 0 ? Float32Array.from(noise, (v) => v * s.initNoiseSigma) : at(prevs, j - 1);
           const stepNoise = s.needsNoise ? await t(`step_noise.${String(j).padStart(2, '0')}`) : undefined;
-          const f = s.scaleFactor(j);
-          for (let k = 0; k < len; k++) maxScale = Math.max(maxScale, Math.abs(sample[k]! * f - at(scaled, j)[k]!));
+          const sf = s.scaleFactor(j);
+          for (let k = 0; k < len; k++) maxScale = Math.max(maxScale, Math.abs(sample[k]! * sf - at(scaled, j)[k]!));
+          // GPU-style: float32 coefficients, float32 arithmetic, previous x0 kept between steps
+          const cv = packCoefficients(s.stepCoefficients(j));
+          const f = Math.fround;
+          const eps = at(outs, j);
+          for (let k = 0; k < len; k++) {
+            let v = f(f(cv[0]! * sample[k]!) + f(cv[1]! * eps[k]!));
+            if (cv[2] !== 0) v = f(v + f(cv[2]! * gpuX0![k]!));
+            if (cv[3] !== 0) v = f(v + f(cv[3]! * stepNoise![k]!));
+            maxGpu = Math.max(maxGpu, Math.abs(v - at(prevs, j)[k]!));
+          }
+          gpuX0 = Float32Array.from(sample, (x, k) => f(f(cv[4]! * x) + f(cv[5]! * eps[k]!)));
           const out = s.step(j, at(outs, j), sample, stepNoise);
           chained = chainedScheduler.step(j, at(outs, j), chained, stepNoise);
           const ref = at(prevs, j);
@@ -130,6 +143,7 @@ for (const fixture of ['tiny-sdxl', 'tiny-koala']) {
         }
         expect(maxScale, 'scale_model_input').toBeLessThanOrEqual(1e-5);
         expect(maxStep, 'single steps').toBeLessThanOrEqual(1e-5);
+        expect(maxGpu, 'float32 coefficient evaluation').toBeLessThanOrEqual(Math.max(1e-5, 1e-6 * maxRef));
         expect(maxChain, 'chained loop').toBeLessThanOrEqual(Math.max(1e-5, 1e-6 * maxRef));
       });
     }
@@ -197,6 +211,15 @@ describe('scheduler API', () => {
     expect(Array.from(d.timesteps)).toEqual([999, 749, 500, 250]);
     const dd = createScheduler('ddim', config, 4, { timestepSpacing: 'trailing' });
     expect(Array.from(dd.timesteps)).toEqual([999, 749, 499, 249]);
+  });
+
+  it('keeps diffusers\' step count quirk of trailing spacing (numpy arange overshoot)', () => {
+    // np.arange(1000, 0, -1000/61) has 62 elements; diffusers then runs 62 steps, the last at t = -1
+    const s = createScheduler('euler', config, 61, { timestepSpacing: 'trailing' });
+    expect(s.numSteps).toBe(62);
+    expect(s.timesteps[61]).toBe(-1);
+    expect(s.sigmas).toHaveLength(63);
+    expect(createScheduler('euler', config, 60, { timestepSpacing: 'trailing' }).numSteps).toBe(60);
   });
 
   it('parses configs with Infinity tokens', () => {

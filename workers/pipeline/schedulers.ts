@@ -94,6 +94,19 @@ export interface Scheduler {
 
 const f32 = Math.fround;
 
+/** Order of the coefficients in {@link packCoefficients}: the helper graph's `coefficients` input. */
+export const COEFFICIENT_ORDER = ['sample', 'modelOutput', 'prevX0', 'noise', 'x0Sample', 'x0ModelOutput'] as const;
+
+/**
+ * The six coefficients of a step as a float32 vector in {@link COEFFICIENT_ORDER}, for a GPU helper
+ * graph with inputs (sample, modelOutput, prevX0, noise, coefficients[6]) and outputs
+ * (prev = c0·sample + c1·modelOutput + c2·prevX0 + c3·noise, x0 = c4·sample + c5·modelOutput):
+ * one graph serves every step and scheduler; only this small tensor changes per step.
+ */
+export function packCoefficients(c: StepCoefficients): Float32Array {
+  return Float32Array.from(COEFFICIENT_ORDER.map((k) => c[k]));
+}
+
 /** Parse scheduler_config.json text; accepts Python's `Infinity`/`-Infinity`/`NaN` tokens. */
 export function parseSchedulerConfig(text: string, where = 'scheduler/scheduler_config.json'): SchedulerConfig {
   try {

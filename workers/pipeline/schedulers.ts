@@ -35,15 +35,6 @@ export type { SchedulerConfig } from './scheduler-math';
 export const SCHEDULER_NAMES: readonly SchedulerName[] = ['euler', 'euler-a', 'dpmpp-2m', 'dpmpp-2m-karras', 'ddim'];
 export const TIMESTEP_SPACINGS: readonly TimestepSpacing[] = ['leading', 'trailing', 'linspace'];
 
-/** Human-readable sampler names (A1111's vocabulary) for the PNG parameters text. */
-export const SAMPLER_LABELS: Record<SchedulerName, { sampler: string; schedule: string }> = {
-  euler: { sampler: 'Euler', schedule: 'Automatic' },
-  'euler-a': { sampler: 'Euler a', schedule: 'Automatic' },
-  'dpmpp-2m': { sampler: 'DPM++ 2M', schedule: 'Automatic' },
-  'dpmpp-2m-karras': { sampler: 'DPM++ 2M', schedule: 'Karras' },
-  ddim: { sampler: 'DDIM', schedule: 'Automatic' },
-};
-
 export interface SchedulerOptions {
   /** Overrides the config's `timestep_spacing`. */
   timestepSpacing?: TimestepSpacing;

@@ -129,7 +129,11 @@ export class ClipTokenizer {
   private readonly specialIds: Map<string, number>;
   private readonly vocab: Record<string, number>;
 
-  constructor(files: ClipTokenizerFiles) {
+  /**
+   * @param shareBpeWith a tokenizer built from the same vocab.json and merges.txt (SDXL's two
+   *   tokenizers ship identical ones): its BPE model is reused instead of built again.
+   */
+  constructor(files: ClipTokenizerFiles, shareBpeWith?: ClipTokenizer) {
     this.name = files.name ?? 'tokenizer';
     const vocab = parseJson<Record<string, number>>(files.vocab, `${this.name}/vocab.json`);
     const config = parseJson<Record<string, unknown>>(files.tokenizerConfig, `${this.name}/tokenizer_config.json`);
@@ -179,6 +183,10 @@ export class ClipTokenizer {
     // Longest first so that a match is the longest one starting at a position.
     this.special = [...special.values()].sort((a, b) => b.content.length - a.content.length);
 
+    if (shareBpeWith) {
+      this.bpe = shareBpeWith.bpe;
+      return;
+    }
     const mergeLines = files.merges.split('\n');
     if (!mergeLines[0]?.startsWith('#version')) {
       throw new Error(`${this.name}/merges.txt: expected a "#version" header line, found "${mergeLines[0]?.slice(0, 40)}"`);
@@ -318,10 +326,10 @@ export class SdxlTokenizers {
   ) {}
 
   static fromFiles(files1: ClipTokenizerFiles, files2: ClipTokenizerFiles): SdxlTokenizers {
-    return new SdxlTokenizers(
-      new ClipTokenizer({ name: 'tokenizer', ...files1 }),
-      new ClipTokenizer({ name: 'tokenizer_2', ...files2 }),
-    );
+    const t1 = new ClipTokenizer({ name: 'tokenizer', ...files1 });
+    const same =
+      typeof files1.vocab === 'string' && files1.vocab === files2.vocab && files1.merges === files2.merges;
+    return new SdxlTokenizers(t1, new ClipTokenizer({ name: 'tokenizer_2', ...files2 }, same ? t1 : undefined));
   }
 
   /** ids for text_encoder and text_encoder_2, and tokens truncation dropped (the larger of the two). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deriveSeed, detCosSin2Pi, detLog, philox4x32, randn, randomSeed, STREAM_LATENTS, stepNoiseStream } from './rng';
+import { batchLatents, batchStepNoise, deriveSeed, detCosSin2Pi, detLog, philox4x32, randn, randomSeed, STREAM_LATENTS, stepNoiseStream } from './rng';
 
 const hex = (a: Uint32Array) => Array.from(a, (v) => v.toString(16).padStart(8, '0'));
 
@@ -65,6 +65,13 @@ describe('randn', () => {
     `);
   });
 
+  it('pins a long stream (FNV-1a of the float32 bytes; Chromium 2026 gave the same hash)', () => {
+    const bytes = new Uint8Array(randn(1234, 100000).buffer);
+    let h = 2166136261;
+    for (const b of bytes) h = Math.imul(h ^ b, 16777619) >>> 0;
+    expect(h).toBe(911809077);
+  });
+
   it('is a pure function of (seed, stream, index)', () => {
     const a = randn(1234, 1001);
     expect(randn(1234, 1001)).toEqual(a);
@@ -114,5 +121,16 @@ describe('seeds', () => {
       const s = randomSeed();
       expect(Number.isInteger(s) && s >= 0 && s <= 0xffffffff).toBe(true);
     }
+  });
+});
+
+describe('batch helpers', () => {
+  it('image k of a batch equals a single run with seed + k', () => {
+    const b = batchLatents(500, 3, 4, 2, 3);
+    expect(b).toHaveLength(3 * 24);
+    for (let k = 0; k < 3; k++) expect(b.subarray(k * 24, (k + 1) * 24)).toEqual(batchLatents(500 + k, 1, 4, 2, 3));
+    const n = batchStepNoise(500, 2, 2, 24);
+    expect(n.subarray(24)).toEqual(randn(501, 24, stepNoiseStream(2)));
+    expect(() => batchLatents(1, 1, 4, 0, 3)).toThrow(/latent shape must be positive integers/);
   });
 });

@@ -235,3 +235,23 @@ export function randomSeed(): number {
   globalThis.crypto.getRandomValues(a);
   return a[0]!;
 }
+
+/**
+ * Initial latents of a batch, NCHW [numImages, channels, height, width] (latent size), unit variance
+ * (multiply by the scheduler's initNoiseSigma). Image k is `randn(deriveSeed(seed, k), …)`, so a
+ * batch image can be regenerated alone from its own seed.
+ */
+export function batchLatents(seed: number, numImages: number, channels: number, height: number, width: number): Float32Array {
+  const per = channels * height * width;
+  if (!Number.isInteger(per) || per < 1) throw new RangeError(`latent shape must be positive integers, got [${channels}, ${height}, ${width}]`);
+  const out = new Float32Array(numImages * per);
+  for (let k = 0; k < numImages; k++) out.set(randn(deriveSeed(seed, k), per, STREAM_LATENTS), k * per);
+  return out;
+}
+
+/** Ancestral-sampler noise for step `step` of a batch (same layout and per-image seeds as batchLatents). */
+export function batchStepNoise(seed: number, step: number, numImages: number, perImage: number): Float32Array {
+  const out = new Float32Array(numImages * perImage);
+  for (let k = 0; k < numImages; k++) out.set(randn(deriveSeed(seed, k), perImage, stepNoiseStream(step)), k * perImage);
+  return out;
+}

@@ -81,6 +81,13 @@ describe('tokenizer helpers', () => {
     expect(basicClean('\u0007')).toBe('');
   });
 
+  it('accepts parsed JSON and falls back to CLIPTokenizer defaults without config files', () => {
+    const files = load('tiny-sdxl', 'tokenizer');
+    const t = new ClipTokenizer({ vocab: JSON.parse(files.vocab), merges: files.merges, tokenizerConfig: {} });
+    expect([t.bosId, t.eosId, t.padId]).toEqual([49406, 49407, 49407]);
+    expect(t.encodeUntruncated('a photo of a cat')).toEqual([49406, 320, 1125, 539, 320, 2368, 49407]);
+  });
+
   it('names the file in errors', () => {
     const files = load('tiny-sdxl', 'tokenizer');
     expect(() => new ClipTokenizer({ ...files, vocab: '{bad' })).toThrow(/tokenizer\/vocab\.json is not valid JSON/);

@@ -143,14 +143,13 @@ export class ClipTokenizer {
     if (!vocab || typeof vocab !== 'object') throw new Error(`${this.name}/vocab.json: expected an object of token -> id`);
     this.vocab = vocab;
 
-    const pick = (key: string): SpecialToken | null => tokenContent(map[key]) ?? tokenContent(config[key]);
-    const bos = pick('bos_token');
-    const eos = pick('eos_token');
-    const unk = pick('unk_token') ?? eos;
-    const pad = pick('pad_token') ?? eos;
-    if (!bos || !eos || !unk || !pad) {
-      throw new Error(`${this.name}: tokenizer_config.json / special_tokens_map.json name no bos_token or eos_token`);
-    }
+    // special_tokens_map.json wins over tokenizer_config.json; CLIPTokenizer's defaults otherwise
+    const pick = (key: string, fallback: string): SpecialToken =>
+      tokenContent(map[key]) ?? tokenContent(config[key]) ?? { content: fallback, lstrip: false, rstrip: false };
+    const bos = pick('bos_token', '<|startoftext|>');
+    const eos = pick('eos_token', '<|endoftext|>');
+    const unk = pick('unk_token', '<|endoftext|>');
+    const pad = pick('pad_token', '<|endoftext|>');
     const idOf = (t: SpecialToken, role: string): number => {
       const id = vocab[t.content];
       if (id === undefined) throw new Error(`${this.name}/vocab.json has no id for the ${role} "${t.content}"`);

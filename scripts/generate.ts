@@ -1,0 +1,181 @@
+/**
+ * `npm run generate -- [options]`: text → PNG in Node on onnxruntime-web's wasm backend, with the
+ * same engine code as the page (workers/pipeline, workers/model, workers/hub). See GENERATE_USAGE.
+ */
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, extname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as ort from 'onnxruntime-web';
+import { ensureModelNode, localRepoFromDir } from '../workers/hub/node.node.js';
+import type { ModelFiles } from '../workers/hub/types';
+import { bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
+import { formatParameters } from '../workers/pipeline/a1111';
+import { BlobRegistry, createOrtBackend } from '../workers/pipeline/ort-backend';
+import { encodePng } from '../workers/pipeline/png';
+import { randomSeed } from '../workers/pipeline/rng';
+import { openSdxlModel } from '../workers/pipeline/sdxl-model';
+import { SdxlPipeline, type PipelineResult } from '../workers/pipeline/sdxl-pipeline';
+import { EngineError, type GenerateParams } from '../workers/protocol';
+import { GENERATE_USAGE, parseGenerateArgs, UsageError, type GenerateOptions } from './generate-args';
+
+export interface GenerateIo {
+  log(line: string): void;
+}
+
+async function isDir(p: string): Promise<boolean> {
+  return (await stat(p).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+async function openModelFiles(o: GenerateOptions, io: GenerateIo): Promise<ModelFiles> {
+  if (await isDir(o.model)) return localRepoFromDir(o.model, { variant: o.variant ?? null });
+  if (!/^[\w.-]+\/[\w.-]+$/.test(o.model)) {
+    throw new UsageError(`--model "${o.model}" is neither a folder nor a hub repo id like etri-vilab/koala-700m-llava-cap`);
+  }
+  let last = 0;
+  return ensureModelNode({
+    repo: o.model,
+    revision: o.revision,
+    variant: o.variant,
+    hubUrl: o.hubUrl,
+    cacheDir: o.cacheDir,
+    onProgress(p) {
+      const t = Date.now();
+      if (t - last < 1000 && p.bytesDone < p.bytesTotal) return;
+      last = t;
+      const mb = (n: number) => (n / 1e6).toFixed(1);
+      io.log(`download ${mb(p.bytesDone)}/${mb(p.bytesTotal)} MB  ${mb(p.rate)} MB/s${p.eta !== undefined ? `  ETA ${Math.round(p.eta)} s` : ''}`);
+    },
+  });
+}
+
+async function readTensors(path: string, names: (n: string) => boolean): Promise<Map<string, Float32Array>> {
+  const bytes = new Uint8Array(await readFile(path));
+  const file = await readSafetensorsHeader(bytesSource(bytes, path));
+  const out = new Map<string, Float32Array>();
+  for (const name of [...file.tensors.keys()].sort()) if (names(name)) out.set(name, await readTensorF32(file, name));
+  return out;
+}
+
+function outPath(out: string, index: number, count: number): string {
+  if (count === 1) return out;
+  const ext = extname(out) || '.png';
+  return `${out.slice(0, out.length - extname(out).length)}-${String(index + 1).padStart(2, '0')}${ext}`;
+}
+
+export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<PipelineResult> {
+  const files = await openModelFiles(o, io);
+  const blobs = new BlobRegistry();
+  const model = await openSdxlModel(files, blobs);
+  if (o.precision === 'fp16') io.log('note: the wasm backend computes in fp32; --precision fp16 only changes the graphs (fp16 compute is tested on WebGPU)');
+  const pipeline = new SdxlPipeline(model, createOrtBackend(ort, 'wasm', blobs), { precision: o.precision });
+  const width = o.width ?? model.defaultSize;
+  const height = o.height ?? model.defaultSize;
+  const steps = o.steps ?? 25;
+  const seed = o.seed ?? randomSeed();
+  let latents: Float32Array | undefined;
+  if (o.latents) {
+    const t = await readTensors(o.latents, (n) => n === 'latents');
+    latents = t.get('latents');
+    if (!latents) throw new EngineError('bad-input', `${o.latents}: no tensor named "latents"`);
+  }
+  let stepNoise: Float32Array[] | undefined;
+  if (o.stepNoise) {
+    const t = await readTensors(o.stepNoise, (n) => /^step_noise\.\d+$/.test(n));
+    stepNoise = [...t.entries()].sort(([a], [b]) => Number(a.split('.')[1]) - Number(b.split('.')[1])).map(([, v]) => v);
+    if (!stepNoise.length) throw new EngineError('bad-input', `${o.stepNoise}: no tensors named step_noise.00, step_noise.01, …`);
+  }
+  const t0 = Date.now();
+  try {
+    const result = await pipeline.generate({
+      prompts: o.prompts,
+      negativePrompts: o.negativePrompts,
+      numImagesPerPrompt: o.numImages,
+      steps,
+      guidance: o.guidance ?? 7.5,
+      scheduler: o.scheduler ?? 'euler',
+      timestepSpacing: o.timestepSpacing,
+      width,
+      height,
+      originalSize: o.originalSize,
+      cropTopLeft: o.cropTopLeft,
+      targetSize: o.targetSize,
+      seed,
+      latents,
+      stepNoise,
+      dump: !!o.dump,
+      onPhase: (_phase, label) => io.log(label),
+      onStep: (s) => io.log(`step ${s.step}/${s.total}  ${s.rate.toFixed(2)} it/s`),
+    });
+    if (result.truncated.prompt) io.log(`warning: the prompt is longer than 77 tokens; ${result.truncated.prompt} tokens were dropped`);
+    if (result.truncated.negativePrompt) io.log(`warning: the negative prompt is longer than 77 tokens; ${result.truncated.negativePrompt} tokens were dropped`);
+    await mkdir(dirname(resolve(o.out)), { recursive: true });
+    for (const [k, img] of result.images.entries()) {
+      const promptIndex = Math.floor(k / o.numImages);
+      const params: GenerateParams = {
+        model: { repo: model.name, variant: o.variant },
+        prompt: o.prompts[promptIndex]!,
+        negativePrompt: o.negativePrompts?.[promptIndex],
+        steps,
+        guidance: o.guidance ?? 7.5,
+        scheduler: o.scheduler ?? 'euler',
+        timestepSpacing: o.timestepSpacing,
+        width,
+        height,
+        originalSize: o.originalSize,
+        cropTopLeft: o.cropTopLeft,
+        targetSize: o.targetSize,
+        seed,
+        numImages: o.numImages,
+      };
+      const png = await encodePng(img.rgba, img.width, img.height, { text: { parameters: formatParameters(params, img.seed) } });
+      const path = outPath(o.out, k, result.images.length);
+      await writeFile(path, png);
+      io.log(`wrote ${path} (seed ${img.seed})`);
+    }
+    if (o.dump && result.dump) {
+      const tensors = Object.fromEntries(Object.entries(result.dump).map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.dims, data: t.data }]));
+      await writeFile(o.dump, encodeSafetensors(tensors));
+      io.log(`wrote ${o.dump} (${Object.keys(tensors).sort().join(', ')})`);
+    }
+    io.log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return result;
+  } finally {
+    await pipeline.release();
+  }
+}
+
+export async function main(argv: string[], io: GenerateIo = { log: (l) => process.stderr.write(`${l}\n`) }): Promise<number> {
+  let o: GenerateOptions;
+  try {
+    o = parseGenerateArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      if (e.message) io.log(`error: ${e.message}\n`);
+      io.log(GENERATE_USAGE);
+      return e.message ? 2 : 0;
+    }
+    throw e;
+  }
+  const quietIo: GenerateIo = o.quiet ? { log: () => undefined } : io;
+  ort.env.wasm.numThreads = Math.max(1, Math.min(4, availableParallelism()));
+  try {
+    await runGenerate(o, quietIo);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.log(`error: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof EngineError && e.code === 'bad-input') {
+      io.log(`error: ${e.message}`);
+      return 2;
+    }
+    io.log(`error: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

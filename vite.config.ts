@@ -18,7 +18,7 @@
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import react from '@vitejs/plugin-react';
-import { defaultClientConditions, defineConfig, loadEnv, type Connect, type Plugin } from 'vite';
+import { defaultClientConditions, defineConfig, loadEnv, type Connect, type Plugin, type UserConfig } from 'vite';
 
 const ORT_DIST = resolve(import.meta.dirname, 'node_modules/onnxruntime-web/dist');
 const ORT_FILE = /^ort-wasm-simd-threaded(\.[a-z]+)?\.(wasm|mjs)$/;
@@ -119,7 +119,7 @@ async function startDemoHub(): Promise<string | null> {
   }
 }
 
-export default defineConfig(async ({ mode, command }) => {
+export default defineConfig(async ({ mode, command }): Promise<UserConfig> => {
   const env = { ...loadEnv(mode, process.cwd(), 'KOALA_'), ...process.env };
   const extra = (env.KOALA_HUB_ORIGINS ?? '').split(/\s+/).filter((o) => /^https?:\/\/[^\s;,']+$/.test(o));
   if (mode === 'test' || mode === 'development' || env.KOALA_ALLOW_LOCALHOST === '1') {
@@ -136,7 +136,7 @@ export default defineConfig(async ({ mode, command }) => {
       conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions],
     },
     optimizeDeps: { exclude: ['onnxruntime-web'] },
-    worker: { format: 'es' },
+    worker: { format: 'es' as const },
     build: { target: 'es2022', sourcemap: true, chunkSizeWarningLimit: 2000 },
     server: { headers: ISOLATION_HEADERS, proxy },
     preview: { headers: ISOLATION_HEADERS, proxy },

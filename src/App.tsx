@@ -165,6 +165,9 @@ export function App() {
     if (canvas) {
       canvas.style.aspectRatio = `${used.width} / ${used.height}`;
     }
+    if (window.matchMedia?.('(max-width: 860px)').matches) {
+      document.querySelector('.main')?.scrollIntoView({ behavior: 'smooth', block: 'start' });
+    }
     const handle = client.generate(params);
     handleRef.current = handle;
     handle.subscribe((e) => {
@@ -262,7 +265,14 @@ export function App() {
           </button>
           <button type="button" className="icon" aria-label="Dark theme" aria-pressed={theme === 'dark'} onClick={toggleTheme} title="Toggle dark theme">
             <svg viewBox="0 0 24 24" aria-hidden="true">
-              {theme === 'dark' ? <path d="M21 12.8A9 9 0 1 1 11.2 3a7 7 0 0 0 9.8 9.8z" /> : <circle cx="12" cy="12" r="5" />}
+              {theme === 'dark' ? (
+                <path d="M21 12.8A9 9 0 1 1 11.2 3a7 7 0 0 0 9.8 9.8z" />
+              ) : (
+                <>
+                  <circle className="outline" cx="12" cy="12" r="4" />
+                  <path d="M12 2v2M12 20v2M4.9 4.9l1.4 1.4M17.7 17.7l1.4 1.4M2 12h2M20 12h2M4.9 19.1l1.4-1.4M17.7 6.3l1.4-1.4" />
+                </>
+              )}
             </svg>
           </button>
         </div>

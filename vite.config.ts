@@ -16,6 +16,8 @@
  *   whole flow offline on `demo/tiny-sdxl` (random weights). Set KOALA_DEMO_HUB=0 to turn it off.
  */
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { extname, join, resolve } from 'node:path';
 import react from '@vitejs/plugin-react';
 import { defaultClientConditions, defineConfig, loadEnv, type Connect, type Plugin, type UserConfig } from 'vite';
@@ -101,22 +103,43 @@ function csp(connectExtra: string[]): Plugin {
   };
 }
 
-/** Start the demo hub (scripts/mock-hub, serving test/fixtures) on a free port; null when unavailable. */
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** Start the demo hub (scripts/mock-hub.ts serving test/fixtures) as a child process; null when unavailable. */
 async function startDemoHub(): Promise<string | null> {
-  const server = resolve(import.meta.dirname, 'scripts/mock-hub/server.ts');
+  const script = resolve(import.meta.dirname, 'scripts/mock-hub.ts');
+  const tsx = resolve(import.meta.dirname, 'node_modules/tsx/dist/cli.mjs');
   const fixtures = resolve(import.meta.dirname, 'test/fixtures');
-  if (!existsSync(server) || !existsSync(fixtures)) return null;
-  try {
-    const mod = (await import(/* @vite-ignore */ server)) as {
-      startMockHub(o: { root: string; port: number; host: string; redirectLfs: boolean }): Promise<{ url: string; server: { unref(): void } }>;
-    };
-    const hub = await mod.startMockHub({ root: fixtures, port: 0, host: '127.0.0.1', redirectLfs: false });
-    hub.server.unref();
-    return hub.url;
-  } catch (err) {
-    console.warn(`demo hub not started: ${(err as Error).message}`);
-    return null;
+  if (![script, tsx, fixtures].every((p) => existsSync(p))) return null;
+  const port = await freePort();
+  const child = spawn(process.execPath, [tsx, script, '--root', fixtures, '--port', String(port), '--no-redirect'], {
+    stdio: 'ignore',
+  });
+  child.unref();
+  process.once('exit', () => child.kill());
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) break;
+    try {
+      const r = await fetch(`${url}/api/models/demo/tiny-sdxl/revision/main`);
+      if (r.ok) return url;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 150));
   }
+  console.warn('demo hub (scripts/mock-hub.ts) did not start: the tiny demo model is unavailable');
+  child.kill();
+  return null;
 }
 
 export default defineConfig(async ({ mode, command }): Promise<UserConfig> => {

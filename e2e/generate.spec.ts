@@ -11,8 +11,7 @@ import { pngTextChunks } from './png';
 test.skip(!existsSync('workers/engine.ts'), 'workers/engine.ts is not wired into this build yet');
 
 const PROMPT = 'a koala in a eucalyptus tree, watercolor';
-const url = (extra = '') =>
-  `?hub=${encodeURIComponent(HUB)}&model=${TINY}&size=64x64&prompt=${encodeURIComponent(PROMPT)}${extra}`;
+const url = (extra = '') => `?hub=${encodeURIComponent(HUB)}&model=${TINY}&size=64x64&prompt=${encodeURIComponent(PROMPT)}${extra}`;
 
 async function hub(path: string, body?: unknown) {
   const res = await fetch(`${HUB}/${path}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) });

@@ -52,7 +52,17 @@ export async function seedGallery(page: Page, item: { prompt: string; seed: numb
       height: 64,
       seed: it.seed,
       parameters: `${it.prompt}\nSteps: ${it.steps}, Sampler: Euler, CFG scale: 5, Seed: ${it.seed}, Size: 64x64`,
-      params: { model: { repo: it.model }, prompt: it.prompt, steps: it.steps, guidance: 5, scheduler: 'euler', width: 64, height: 64, seed: it.seed, numImages: 1 },
+      params: {
+        model: { repo: it.model },
+        prompt: it.prompt,
+        steps: it.steps,
+        guidance: 5,
+        scheduler: 'euler',
+        width: 64,
+        height: 64,
+        seed: it.seed,
+        numImages: 1,
+      },
       settings: {
         ...settings,
         model: it.model,

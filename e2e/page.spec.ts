@@ -79,7 +79,9 @@ test('settings persist across a reload', async ({ page }) => {
   await openFresh(page);
   await page.getByRole('textbox', { name: 'Prompt', exact: true }).fill('a koala astronaut, studio light');
   await page.getByRole('button', { name: 'KOALA preset' }).click();
-  await expect(page.getByRole('textbox', { name: 'Negative prompt' })).toHaveValue('worst quality, low quality, illustration, low resolution');
+  await expect(page.getByRole('textbox', { name: 'Negative prompt' })).toHaveValue(
+    'worst quality, low quality, illustration, low resolution',
+  );
   await page.getByRole('slider', { name: 'Steps' }).fill('31');
   await page.getByRole('slider', { name: 'Guidance' }).fill('6');
   await page.getByRole('spinbutton', { name: 'Seed' }).fill('12345');
@@ -88,7 +90,9 @@ test('settings persist across a reload', async ({ page }) => {
   await page.getByRole('spinbutton', { name: 'Images' }).fill('2');
   await page.reload();
   await expect(page.getByRole('textbox', { name: 'Prompt', exact: true })).toHaveValue('a koala astronaut, studio light');
-  await expect(page.getByRole('textbox', { name: 'Negative prompt' })).toHaveValue('worst quality, low quality, illustration, low resolution');
+  await expect(page.getByRole('textbox', { name: 'Negative prompt' })).toHaveValue(
+    'worst quality, low quality, illustration, low resolution',
+  );
   await expect(page.getByRole('slider', { name: 'Steps' })).toHaveValue('31');
   await expect(page.getByRole('slider', { name: 'Guidance' })).toHaveValue('6');
   await expect(page.getByRole('spinbutton', { name: 'Seed' })).toHaveValue('12345');
@@ -200,7 +204,15 @@ test('keyboard reaches the prompt, the sliders and Generate', async ({ page }) =
   const seen: string[] = [];
   for (let i = 0; i < 30; i++) {
     await page.keyboard.press('Tab');
-    seen.push(await page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? (document.activeElement as HTMLElement)?.innerText ?? document.activeElement?.id ?? ''));
+    seen.push(
+      await page.evaluate(
+        () =>
+          document.activeElement?.getAttribute('aria-label') ??
+          (document.activeElement as HTMLElement)?.innerText ??
+          document.activeElement?.id ??
+          '',
+      ),
+    );
     if (seen[seen.length - 1] === 'Generate') break;
   }
   expect(seen).toContain('Generate');

@@ -164,8 +164,16 @@ async function probeEngine(browser: Browser, base: string, hub: MockHub): Promis
     await expect(page.getByRole('region', { name: 'GPU check' })).not.toContainText('Checking your GPU');
     await page.getByRole('button', { name: 'Generate' }).click();
     const outcome = await Promise.race([
-      page.getByRole('alert').filter({ hasText: 'no inference engine' }).waitFor({ timeout: 60_000 }).then(() => false),
-      page.locator('.progress-text').first().waitFor({ timeout: 60_000 }).then(() => true),
+      page
+        .getByRole('alert')
+        .filter({ hasText: 'no inference engine' })
+        .waitFor({ timeout: 60_000 })
+        .then(() => false),
+      page
+        .locator('.progress-text')
+        .first()
+        .waitFor({ timeout: 60_000 })
+        .then(() => true),
     ]).catch(() => false);
     return outcome;
   } finally {

@@ -216,19 +216,16 @@ export function App() {
     handleRef.current?.cancel();
   }, []);
 
-  const share = useCallback(
-    async (s: Settings) => {
-      const url = settingsToUrl(s, window.location.href);
-      window.history.replaceState(null, '', url);
-      try {
-        await navigator.clipboard.writeText(url);
-        setNotice('Link copied: it opens the page with these settings.');
-      } catch {
-        setNotice(`Share this link: ${url}`);
-      }
-    },
-    [],
-  );
+  const share = useCallback(async (s: Settings) => {
+    const url = settingsToUrl(s, window.location.href);
+    window.history.replaceState(null, '', url);
+    try {
+      await navigator.clipboard.writeText(url);
+      setNotice('Link copied: it opens the page with these settings.');
+    } catch {
+      setNotice(`Share this link: ${url}`);
+    }
+  }, []);
 
   const reuse = useCallback((item: GalleryItem) => {
     setSettings(item.settings);
@@ -263,7 +260,14 @@ export function App() {
           <button type="button" onClick={() => void share(settings)}>
             Share settings
           </button>
-          <button type="button" className="icon" aria-label="Dark theme" aria-pressed={theme === 'dark'} onClick={toggleTheme} title="Toggle dark theme">
+          <button
+            type="button"
+            className="icon"
+            aria-label="Dark theme"
+            aria-pressed={theme === 'dark'}
+            onClick={toggleTheme}
+            title="Toggle dark theme"
+          >
             <svg viewBox="0 0 24 24" aria-hidden="true">
               {theme === 'dark' ? (
                 <path d="M21 12.8A9 9 0 1 1 11.2 3a7 7 0 0 0 9.8 9.8z" />
@@ -316,7 +320,13 @@ export function App() {
           placeholder={busy ? 'The preview appears after the first step.' : 'Type a prompt and press Generate.'}
         />
         {!busy && selected && <ResultActions item={selected} onShare={() => void share(selected.settings)} />}
-        <Gallery items={gallery} selectedId={selected?.id ?? null} onSelect={setSelected} onReuse={reuse} onDelete={(i) => void remove(i)} />
+        <Gallery
+          items={gallery}
+          selectedId={selected?.id ?? null}
+          onSelect={setSelected}
+          onReuse={reuse}
+          onDelete={(i) => void remove(i)}
+        />
       </main>
     </div>
   );

@@ -8,7 +8,12 @@ const GiB = 2 ** 30;
 
 describe('assess', () => {
   it('no navigator.gpu: names the browsers that work', () => {
-    const a = assess({ webgpu: false, shaderF16: false, problem: 'This browser does not expose WebGPU (navigator.gpu is missing).' }, koala, 1024, 1024);
+    const a = assess(
+      { webgpu: false, shaderF16: false, problem: 'This browser does not expose WebGPU (navigator.gpu is missing).' },
+      koala,
+      1024,
+      1024,
+    );
     expect(a.level).toBe('error');
     expect(a.title).toBe('This browser has no WebGPU');
     expect(a.detail).toMatch(/Chrome and Edge 113\+/);
@@ -22,7 +27,12 @@ describe('assess', () => {
   });
 
   it('no shader-f16 (SwiftShader): fp32 with the larger download', () => {
-    const a = assess({ webgpu: true, shaderF16: false, adapterName: 'google swiftshader', maxBufferSize: GiB, maxStorageBufferBindingSize: GiB }, koala, 1024, 1024);
+    const a = assess(
+      { webgpu: true, shaderF16: false, adapterName: 'google swiftshader', maxBufferSize: GiB, maxStorageBufferBindingSize: GiB },
+      koala,
+      1024,
+      1024,
+    );
     expect(a).toMatchObject({ level: 'warn', precision: 'fp32', downloadBytes: koala.download!.fp32 });
     expect(a.detail).toContain('6.74 GB');
     expect(a.detail).toContain('instead of 3.54 GB');
@@ -39,7 +49,12 @@ describe('assess', () => {
   });
 
   it('ok with fp16', () => {
-    const a = assess({ webgpu: true, shaderF16: true, adapterName: 'nvidia ada', maxBufferSize: 4 * GiB, maxStorageBufferBindingSize: 2 * GiB }, koala, 1024, 1024);
+    const a = assess(
+      { webgpu: true, shaderF16: true, adapterName: 'nvidia ada', maxBufferSize: 4 * GiB, maxStorageBufferBindingSize: 2 * GiB },
+      koala,
+      1024,
+      1024,
+    );
     expect(a).toMatchObject({ level: 'ok', precision: 'fp16', downloadBytes: 3_544_000_000 });
   });
 });

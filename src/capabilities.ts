@@ -35,12 +35,7 @@ export function largestBufferNeeded(width: number, height: number, precision: Pr
   return Math.max(vae, embedding);
 }
 
-export function assess(
-  caps: Capabilities | null,
-  model: ModelEntry,
-  width: number,
-  height: number,
-): Assessment {
+export function assess(caps: Capabilities | null, model: ModelEntry, width: number, height: number): Assessment {
   if (!caps) {
     return { level: 'warn', title: 'Checking your GPU…', detail: '', precision: 'fp32', downloadBytes: null };
   }

@@ -132,7 +132,11 @@ describe('EngineClient', () => {
     current().reply({ type: 'error', id: a.id, code: 'cancelled', message: 'Cancelled.' });
     await expect(a.result).rejects.toMatchObject({ code: 'cancelled' });
     await tick();
-    expect(current().sent.filter((m) => m.type === 'generate').map((m) => m.id)).toEqual([a.id]);
+    expect(
+      current()
+        .sent.filter((m) => m.type === 'generate')
+        .map((m) => m.id),
+    ).toEqual([a.id]);
     expect(client.busy).toBe(false);
   });
 

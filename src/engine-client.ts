@@ -42,11 +42,7 @@ export interface WorkerLike {
   addEventListener(type: 'error' | 'messageerror', listener: (e: Event) => void): void;
 }
 
-export type TaskEvent =
-  | ProgressEvent
-  | PreviewEvent
-  | { type: 'queued'; id: string; position: number }
-  | { type: 'started'; id: string };
+export type TaskEvent = ProgressEvent | PreviewEvent | { type: 'queued'; id: string; position: number } | { type: 'started'; id: string };
 
 export interface TaskHandle<T> {
   id: string;
@@ -272,7 +268,10 @@ export class EngineClient {
   load(model: ModelSource, opts: { precision?: Precision; files?: File[] } = {}): TaskHandle<void> {
     const id = this.newId('load');
     const { pending, result } = this.enqueue({ type: 'load', id, model, precision: opts.precision, files: opts.files }, 'done', true);
-    return this.handle(pending, result.then(() => undefined));
+    return this.handle(
+      pending,
+      result.then(() => undefined),
+    );
   }
 
   generate(params: GenerateParams, opts: { files?: File[] } = {}): TaskHandle<ResultEvent> {

@@ -13,7 +13,17 @@ function item(createdAt: number, seed: number): GalleryItem {
     height: 64,
     seed,
     parameters: `a koala\nSteps: 4, Seed: ${seed}`,
-    params: { model: { repo: 'demo/tiny-sdxl' }, prompt: 'a koala', steps: 4, guidance: 5, scheduler: 'euler', width: 64, height: 64, seed, numImages: 1 },
+    params: {
+      model: { repo: 'demo/tiny-sdxl' },
+      prompt: 'a koala',
+      steps: 4,
+      guidance: 5,
+      scheduler: 'euler',
+      width: 64,
+      height: 64,
+      seed,
+      numImages: 1,
+    },
     settings,
   };
 }

@@ -15,7 +15,12 @@ describe('model catalogue', () => {
   it('has the KOALA, Lightning and SDXL defaults from the model cards', () => {
     const koala = findModel('etri-vilab/koala-700m-llava-cap');
     expect(koala.defaults).toEqual({ steps: 25, guidance: 7.5, scheduler: 'euler', spacing: 'leading' });
-    expect(findModel('etri-vilab/koala-lightning-1b').defaults).toEqual({ steps: 10, guidance: 3.5, scheduler: 'euler', spacing: 'trailing' });
+    expect(findModel('etri-vilab/koala-lightning-1b').defaults).toEqual({
+      steps: 10,
+      guidance: 3.5,
+      scheduler: 'euler',
+      spacing: 'trailing',
+    });
     expect(findModel('stabilityai/stable-diffusion-xl-base-1.0').defaults).toMatchObject({ steps: 50, guidance: 5 });
     expect(MODELS.map((m) => m.repo)).toContain('etri-vilab/koala-700m');
     expect(MODELS.map((m) => m.repo)).toContain('etri-vilab/koala-1b-llava-cap');
@@ -39,7 +44,14 @@ describe('settings', () => {
   it('applies a model’s defaults, keeping the prompt and seed', () => {
     const s = { ...defaultSettings(), prompt: 'p', seed: 7 };
     const l = applyModelDefaults(s, 'etri-vilab/koala-lightning-700m');
-    expect(l).toMatchObject({ prompt: 'p', seed: 7, steps: 10, guidance: 3.5, spacing: 'trailing', model: 'etri-vilab/koala-lightning-700m' });
+    expect(l).toMatchObject({
+      prompt: 'p',
+      seed: 7,
+      steps: 10,
+      guidance: 3.5,
+      spacing: 'trailing',
+      model: 'etri-vilab/koala-lightning-700m',
+    });
     const d = applyModelDefaults(s, 'demo/tiny-sdxl');
     expect([d.width, d.height]).toEqual([64, 64]);
   });

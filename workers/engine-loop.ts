@@ -57,8 +57,7 @@ export function createEngineLoop(engine: Engine, post: Post) {
   async function handle(req: EngineRequest): Promise<void> {
     if (!req || typeof req !== 'object' || typeof (req as { id?: unknown }).id !== 'string') return;
     const { id } = req;
-    const onProgress = (u: Parameters<Parameters<Engine['load']>[2]['onProgress']>[0]) =>
-      post({ type: 'progress', id, ...u });
+    const onProgress = (u: Parameters<Parameters<Engine['load']>[2]['onProgress']>[0]) => post({ type: 'progress', id, ...u });
     switch (req.type) {
       case 'probe':
         await track(id, async () => {

@@ -51,8 +51,7 @@ async function probeNavigatorGpu(): Promise<Capabilities> {
 }
 
 function probeOnlyEngine(): Engine {
-  const missing = () =>
-    Promise.reject(new EngineError('internal', 'This build has no inference engine (workers/engine.ts is missing).'));
+  const missing = () => Promise.reject(new EngineError('internal', 'This build has no inference engine (workers/engine.ts is missing).'));
   return {
     probe: probeNavigatorGpu,
     load: missing,

@@ -2,7 +2,15 @@ import type { Capabilities } from '../../workers/protocol';
 import type { Assessment } from '../capabilities';
 import { formatBytes } from '../format';
 
-export function CapabilityBanner({ caps, assessment, probeError }: { caps: Capabilities | null; assessment: Assessment; probeError: string | null }) {
+export function CapabilityBanner({
+  caps,
+  assessment,
+  probeError,
+}: {
+  caps: Capabilities | null;
+  assessment: Assessment;
+  probeError: string | null;
+}) {
   if (probeError) {
     return (
       <section className="banner error" aria-label="GPU check">
@@ -31,9 +39,7 @@ export function CapabilityBanner({ caps, assessment, probeError }: { caps: Capab
           </div>
           <div>
             <dt>Download</dt>
-            <dd>
-              {assessment.downloadBytes !== null ? `${formatBytes(assessment.downloadBytes)} (${assessment.precision})` : 'unknown'}
-            </dd>
+            <dd>{assessment.downloadBytes !== null ? `${formatBytes(assessment.downloadBytes)} (${assessment.precision})` : 'unknown'}</dd>
           </div>
         </dl>
       )}

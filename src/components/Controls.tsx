@@ -71,8 +71,7 @@ export function Controls(p: ControlsProps) {
         />
         {over && (
           <p className="warning" role="status">
-            The text encoders read only the first {p.tokens!.limit} tokens; {p.tokens!.count - p.tokens!.limit} will be
-            dropped.
+            The text encoders read only the first {p.tokens!.limit} tokens; {p.tokens!.count - p.tokens!.limit} will be dropped.
           </p>
         )}
       </div>
@@ -166,12 +165,7 @@ export function Controls(p: ControlsProps) {
             </option>
           ))}
         </Select>
-        <TextField
-          label="Hub"
-          value={s.hub}
-          placeholder="https://huggingface.co"
-          onChange={(v) => onChange({ hub: v.trim() })}
-        />
+        <TextField label="Hub" value={s.hub} placeholder="https://huggingface.co" onChange={(v) => onChange({ hub: v.trim() })} />
         <TextField label="Revision" value={s.revision} placeholder="main" onChange={(v) => onChange({ revision: v.trim() || 'main' })} />
       </details>
 
@@ -292,7 +286,13 @@ function SeedField({ s, onChange }: { s: Settings; onChange: (patch: Partial<Set
             if (Number.isFinite(v)) onChange({ seed: Math.min(LIMITS.seed.max, Math.max(0, v)), seedLocked: true });
           }}
         />
-        <button type="button" className="icon" aria-label="Random seed" title="Random seed" onClick={() => onChange({ seed: randomSeed() })}>
+        <button
+          type="button"
+          className="icon"
+          aria-label="Random seed"
+          title="Random seed"
+          onClick={() => onChange({ seed: randomSeed() })}
+        >
           <svg viewBox="0 0 24 24" aria-hidden="true">
             <rect x="3" y="3" width="18" height="18" rx="4" />
             <circle cx="8.5" cy="8.5" r="1.5" />

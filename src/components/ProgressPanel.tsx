@@ -56,15 +56,7 @@ export function ProgressPanel({ progress, queued }: { progress: ProgressEvent | 
       <p className="phase">
         <strong>{label}</strong> <span className="muted">{progress.message}</span>
       </p>
-      <progress
-        aria-label={label}
-        aria-valuenow={now}
-        aria-valuemin={0}
-        aria-valuemax={max}
-        aria-valuetext={text}
-        value={now}
-        max={max}
-      />
+      <progress aria-label={label} aria-valuenow={now} aria-valuemin={0} aria-valuemax={max} aria-valuetext={text} value={now} max={max} />
       <p className="progress-text" aria-live="polite">
         {text}
       </p>

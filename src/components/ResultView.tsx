@@ -4,22 +4,23 @@ import { imageFileName } from '../format';
 import { useObjectUrl } from '../hooks/useObjectUrl';
 
 /** The stage: live preview canvas while generating, the full-size result afterwards. */
-export const Stage = forwardRef<HTMLCanvasElement, { showPreview: boolean; item: GalleryItem | null; placeholder: string }>(
-  function Stage({ showPreview, item, placeholder }, canvasRef) {
-    const url = useObjectUrl(item?.png);
-    return (
-      <div className="stage">
-        <canvas ref={canvasRef} className="preview" hidden={!showPreview} aria-label="Live preview" role="img" />
-        {!showPreview && item && url && (
-          <figure className="result">
-            <img src={url} width={item.width} height={item.height} alt={`Generated: ${item.params.prompt}`} />
-          </figure>
-        )}
-        {!showPreview && !item && <p className="placeholder">{placeholder}</p>}
-      </div>
-    );
-  },
-);
+export const Stage = forwardRef<HTMLCanvasElement, { showPreview: boolean; item: GalleryItem | null; placeholder: string }>(function Stage(
+  { showPreview, item, placeholder },
+  canvasRef,
+) {
+  const url = useObjectUrl(item?.png);
+  return (
+    <div className="stage">
+      <canvas ref={canvasRef} className="preview" hidden={!showPreview} aria-label="Live preview" role="img" />
+      {!showPreview && item && url && (
+        <figure className="result">
+          <img src={url} width={item.width} height={item.height} alt={`Generated: ${item.params.prompt}`} />
+        </figure>
+      )}
+      {!showPreview && !item && <p className="placeholder">{placeholder}</p>}
+    </div>
+  );
+});
 
 export function ResultActions({ item, onShare }: { item: GalleryItem; onShare: () => void }) {
   const url = useObjectUrl(item.png);

@@ -4,6 +4,8 @@
  *   byte = round_half_even(unit · 255)       (float32 multiply, numpy's rounding)
  */
 
+import { roundHalfEven } from './scheduler-math';
+
 const f32 = Math.fround;
 
 /** [B, 3, H, W] decoded image (≈ [-1, 1]) → [B, H, W, 3] in [0, 1] (diffusers' output_type='np'). */
@@ -23,11 +25,6 @@ export function vaeOutputToUnit(decoded: Float32Array, batch: number, height: nu
     }
   }
   return out;
-}
-
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** Image `index` of [B, H, W, 3] unit values → RGBA bytes (alpha 255). */

@@ -15,8 +15,8 @@ import { buildVaeDecoderGraph } from '../model/vae';
 import { EngineError, type Precision, type SchedulerName, type TimestepSpacing } from '../protocol';
 import type { Backend } from './backend';
 import { latentPreview } from './preview';
-import { deriveSeed, randn, stepNoiseStream } from './rng';
-import { roundHalfEven } from './scheduler-math';
+import { batchLatents, batchStepNoise, deriveSeed } from './rng';
+import { unitToRgba, vaeOutputToUnit } from './image';
 import { createScheduler, type Scheduler } from './schedulers';
 import type { SdxlModel } from './sdxl-model';
 import { buildConditioningGraph, buildScaleGraph, buildStepGraph, packCoef } from './step-graph';
@@ -283,8 +283,7 @@ export class SdxlPipeline {
         throw new EngineError('bad-input', `latents: expected ${B}×${C}×${h}×${w} = ${B * latentLen} values, got ${init.length}`);
       }
     } else {
-      init = new Float32Array(B * latentLen);
-      seeds.forEach((s, k) => init!.set(randn(s, latentLen), k * latentLen));
+      init = batchLatents(req.seed, B, C, h, w);
     }
     const sigma0 = scheduler.initNoiseSigma;
     const start = init.map((v) => Math.fround(v * sigma0));
@@ -365,26 +364,9 @@ export class SdxlPipeline {
     const pixels = await this.backend.read(decoded);
     const H = req.height;
     const W = req.width;
-    const images: PipelineImage[] = [];
-    const imageDump = dump ? new Float32Array(B * H * W * 3) : undefined;
-    for (let k = 0; k < B; k++) {
-      const rgba = new Uint8ClampedArray(H * W * 4);
-      for (let y = 0; y < H; y++) {
-        for (let x = 0; x < W; x++) {
-          const p = y * W + x;
-          for (let ch = 0; ch < 3; ch++) {
-            const v = pixels[(k * 3 + ch) * H * W + p]!;
-            // diffusers: (x / 2 + 0.5).clamp(0, 1) in fp32, then numpy's round(x * 255) (half to even)
-            const u = Math.min(1, Math.max(0, Math.fround(Math.fround(v / 2) + 0.5)));
-            if (imageDump) imageDump[(k * H * W + p) * 3 + ch] = u;
-            rgba[p * 4 + ch] = roundHalfEven(Math.fround(u * 255));
-          }
-          rgba[p * 4 + 3] = 255;
-        }
-      }
-      images.push({ rgba, width: W, height: H, seed: seeds[k]! });
-    }
-    if (dump && imageDump) dump['image'] = { data: imageDump, dims: [B, H, W, 3] };
+    const unit = vaeOutputToUnit(pixels, B, H, W);
+    const images: PipelineImage[] = seeds.map((seed, k) => ({ rgba: unitToRgba(unit, H, W, k), width: W, height: H, seed }));
+    if (dump) dump['image'] = { data: unit, dims: [B, H, W, 3] };
     timings['decode'] = now() - tDec;
     timings['total'] = now() - t0;
     return {
@@ -403,8 +385,6 @@ export class SdxlPipeline {
       if (given.length !== seeds.length * latentLen) throw new EngineError('bad-input', `step noise ${i}: expected ${seeds.length * latentLen} values, got ${given.length}`);
       return given;
     }
-    const out = new Float32Array(seeds.length * latentLen);
-    seeds.forEach((s, k) => out.set(randn(s, latentLen, stepNoiseStream(i)), k * latentLen));
-    return out;
+    return batchStepNoise(req.seed, i, seeds.length, latentLen);
   }
 }

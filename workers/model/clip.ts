@@ -108,8 +108,11 @@ export function buildClipTextGraph(config: ClipTextConfig, weights: WeightIndex,
 /**
  * EOS position per sequence, int64 [B]: transformers' legacy rule (eos_token_id == 2 in old configs)
  * is the first argmax of input_ids; otherwise the first position equal to eos_token_id.
+ * (The WebGPU EP has no int64 Cast: that one 77-element Cast runs on the CPU EP.)
  */
 function eosPositions(g: GraphBuilder, ids: Value, eosId: number | undefined, b: number): Value {
   const key = eosId === undefined || eosId === 2 ? g.cast(ids, 'float32') : g.cast(g.op1('Equal', [ids, g.constI64([eosId], [])]), 'float32');
-  return reshape(g, g.op1('ArgMax', [key], { axis: 1, keepdims: 0, select_last_index: 0 }), [b]);
+  const pos = g.op1('ArgMax', [key], { axis: 1, keepdims: 0, select_last_index: 0 });
+  if (pos.shape?.join() !== String(b)) throw new GraphError(`EOS positions: shape [${pos.shape}], expected [${b}]`);
+  return pos;
 }

@@ -169,10 +169,15 @@ function sliceRows(g: GraphBuilder, mask: Value, from: number, to: number): Valu
   return g.op1('Slice', [mask, g.constI64([from]), g.constI64([to]), g.constI64([r - 2])]);
 }
 
-/** Additive causal mask [T, T] in the compute dtype: 0 on/below the diagonal, -inf above. */
+/**
+ * Additive causal mask [T, T] in the compute dtype: 0 on/below the diagonal, a large FINITE negative
+ * above (WGSL lets shader compilers assume no infinities, so -inf is avoided): -1e9 in fp32,
+ * -3e4 in fp16 (stays finite after adding fp16 scores). exp() of it underflows to exactly 0.
+ */
 export function causalMask(g: GraphBuilder, t: number): Value {
+  const neg = g.compute === 'float16' ? -3e4 : -1e9;
   const m = new Float32Array(t * t);
-  for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[i * t + j] = -Infinity;
+  for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[i * t + j] = neg;
   return g.constFloat(m, [t, t]);
 }
 

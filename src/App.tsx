@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import type { Capabilities, GenerateParams, ModelSource, ProgressEvent, PreviewEvent } from '../workers/protocol';
+import type { CachedModel, Capabilities, GenerateParams, ModelSource, ProgressEvent, PreviewEvent } from '../workers/protocol';
 import { assess } from './capabilities';
 import { EngineClient, EngineClientError, createEngineWorker, type RestartInfo, type TaskHandle } from './engine-client';
 import type { ResultEvent } from '../workers/protocol';
@@ -22,6 +22,7 @@ import { CapabilityBanner } from './components/CapabilityBanner';
 import { ProgressPanel } from './components/ProgressPanel';
 import { ResultActions, Stage } from './components/ResultView';
 import { Gallery } from './components/Gallery';
+import { CacheList } from './components/CacheList';
 
 function initialSettings(): Settings {
   const stored = loadStoredSettings(window.localStorage);
@@ -74,6 +75,7 @@ export function App() {
   const [notice, setNotice] = useState<string | null>(null);
   const [gallery, setGallery] = useState<GalleryItem[]>([]);
   const [selected, setSelected] = useState<GalleryItem | null>(null);
+  const [cached, setCached] = useState<CachedModel[] | null>(null);
   const [theme, toggleTheme] = useTheme();
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const busyRef = useRef(false);
@@ -95,9 +97,14 @@ export function App() {
     client.probe().then(setCaps, (err: unknown) => setProbeError((err as Error).message));
   }, [client]);
 
+  const refreshCache = useCallback(() => {
+    client.listCache().then(setCached, () => setCached(null));
+  }, [client]);
+
   useEffect(() => {
     runProbe();
-  }, [runProbe]);
+    refreshCache();
+  }, [runProbe, refreshCache]);
 
   useEffect(() => {
     listGallery().then(
@@ -115,6 +122,10 @@ export function App() {
 
   const model = findModel(settings.model);
   const assessment = useMemo(() => assess(caps, model, settings.width, settings.height), [caps, model, settings.width, settings.height]);
+  const hubUrl = modelSource(settings, assessment.precision).hubUrl ?? 'https://huggingface.co';
+  const isCached = !!cached?.some(
+    (c) => c.complete && c.repo === settings.model && c.hubUrl.replace(/\/+$/, '') === hubUrl.replace(/\/+$/, ''),
+  );
   const source = modelSource(settings, assessment.precision);
   const tokens = useTokenCount(client, source, settings.prompt);
 
@@ -203,6 +214,7 @@ export function App() {
       setFailure(e.code === 'cancelled' ? { code: 'cancelled', message: 'Cancelled.' } : { code: e.code, message: e.message });
       if (e.code === 'worker-crashed' || e.code === 'device-lost' || e.code === 'out-of-memory') runProbe();
     } finally {
+      refreshCache();
       handleRef.current = null;
       busyRef.current = false;
       setBusy(false);
@@ -210,7 +222,7 @@ export function App() {
       setQueued(null);
       setHasPreview(false);
     }
-  }, [settings, assessment.precision, client, drawPreview, runProbe]);
+  }, [settings, assessment.precision, client, drawPreview, runProbe, refreshCache]);
 
   const cancel = useCallback(() => {
     handleRef.current?.cancel();
@@ -237,6 +249,18 @@ export function App() {
     setGallery((g) => g.filter((x) => x.id !== item.id));
     setSelected((cur) => (cur?.id === item.id ? null : cur));
   }, []);
+
+  const deleteCached = useCallback(
+    async (m: CachedModel) => {
+      try {
+        await client.deleteCache(m.repo, m.commit);
+      } catch (err) {
+        setNotice(`Could not delete ${m.repo}: ${(err as Error).message}`);
+      }
+      refreshCache();
+    },
+    [client, refreshCache],
+  );
 
   const blocked = assessment.level === 'error' || probeError !== null;
   const showPreview = busy && hasPreview;
@@ -283,7 +307,7 @@ export function App() {
       </header>
 
       <aside className="panel">
-        <CapabilityBanner caps={caps} assessment={assessment} probeError={probeError} />
+        <CapabilityBanner caps={caps} assessment={assessment} probeError={probeError} cached={isCached} />
         <Controls
           settings={settings}
           onChange={patch}
@@ -295,6 +319,7 @@ export function App() {
           generateHint={blocked ? 'Generation needs a working WebGPU adapter (see above).' : undefined}
           tokens={tokens}
         />
+        <CacheList models={cached} onDelete={(m) => void deleteCached(m)} />
       </aside>
 
       <main className="main">

@@ -6,10 +6,12 @@ export function CapabilityBanner({
   caps,
   assessment,
   probeError,
+  cached = false,
 }: {
   caps: Capabilities | null;
   assessment: Assessment;
   probeError: string | null;
+  cached?: boolean;
 }) {
   if (probeError) {
     return (
@@ -39,7 +41,13 @@ export function CapabilityBanner({
           </div>
           <div>
             <dt>Download</dt>
-            <dd>{assessment.downloadBytes !== null ? `${formatBytes(assessment.downloadBytes)} (${assessment.precision})` : 'unknown'}</dd>
+            <dd>
+              {cached
+                ? 'cached in this browser'
+                : assessment.downloadBytes !== null
+                  ? `${formatBytes(assessment.downloadBytes)} (${assessment.precision})`
+                  : 'unknown'}
+            </dd>
           </div>
         </dl>
       )}

@@ -1,4 +1,4 @@
-import { forwardRef } from 'react';
+import { forwardRef, useState } from 'react';
 import type { GalleryItem } from '../gallery';
 import { imageFileName } from '../format';
 import { useObjectUrl } from '../hooks/useObjectUrl';
@@ -9,12 +9,21 @@ export const Stage = forwardRef<HTMLCanvasElement, { showPreview: boolean; item:
   canvasRef,
 ) {
   const url = useObjectUrl(item?.png);
+  const [actual, setActual] = useState(false);
   return (
     <div className="stage">
       <canvas ref={canvasRef} className="preview" hidden={!showPreview} aria-label="Live preview" role="img" />
       {!showPreview && item && url && (
-        <figure className="result">
-          <img src={url} width={item.width} height={item.height} alt={`Generated: ${item.params.prompt}`} />
+        <figure className={`result${actual ? ' actual' : ''}`}>
+          <button
+            type="button"
+            className="zoom"
+            onClick={() => setActual((a) => !a)}
+            aria-pressed={actual}
+            aria-label={actual ? 'Fit image to the view' : 'Show image at actual size'}
+          >
+            <img src={url} width={item.width} height={item.height} alt={`Generated: ${item.params.prompt}`} />
+          </button>
         </figure>
       )}
       {!showPreview && !item && <p className="placeholder">{placeholder}</p>}

@@ -82,16 +82,6 @@ export function App() {
   const handleRef = useRef<TaskHandle<ResultEvent> | null>(null);
 
   const client = sharedClient();
-  useEffect(
-    () =>
-      onEngineRestart((info) =>
-        setNotice(
-          `The engine restarted (${info.reason}): ${info.message} Your gallery is intact; the model reloads from the browser cache.`,
-        ),
-      ),
-    [],
-  );
-
   const runProbe = useCallback(() => {
     setProbeError(null);
     client.probe().then(setCaps, (err: unknown) => setProbeError((err as Error).message));
@@ -100,6 +90,18 @@ export function App() {
   const refreshCache = useCallback(() => {
     client.listCache().then(setCached, () => setCached(null));
   }, [client]);
+
+  useEffect(
+    () =>
+      onEngineRestart((info) => {
+        setNotice(
+          `The engine restarted (${info.reason}): ${info.message} Your gallery is intact; the model reloads from the browser cache.`,
+        );
+        runProbe();
+        refreshCache();
+      }),
+    [runProbe, refreshCache],
+  );
 
   useEffect(() => {
     runProbe();

@@ -89,6 +89,8 @@ function checkAbort(signal?: AbortSignal) {
 
 export class SdxlPipeline {
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
+  /** Session creation is serialised: the WebGPU EP refuses to create two sessions at once. */
+  private creating: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly model: SdxlModel,
@@ -104,7 +106,7 @@ export class SdxlPipeline {
    * A cached session. `family` sessions of other shapes are released first (the U-Net and VAE of
    * one size at a time: GPU memory is the limit).
    */
-  private session(family: string, key: string, build: () => BuiltGraph, keepOnDevice = true): Promise<InferenceSession> {
+  private session(family: string, key: string, build: () => BuiltGraph): Promise<InferenceSession> {
     const id = `${family}:${key}`;
     let s = this.sessions.get(id);
     if (!s) {
@@ -114,7 +116,8 @@ export class SdxlPipeline {
           void p.then((x) => x.release()).catch(() => undefined);
         }
       }
-      s = Promise.resolve().then(() => this.backend.createSession(build(), { label: id, keepOutputsOnDevice: keepOnDevice }));
+      s = this.creating.catch(() => undefined).then(() => this.backend.createSession(build(), { label: id, keepOutputsOnDevice: true }));
+      this.creating = s;
       s.catch(() => this.sessions.delete(id));
       this.sessions.set(id, s);
     }
@@ -139,7 +142,6 @@ export class SdxlPipeline {
     // The stock SDXL VAE overflows fp16 (force_upcast): it always decodes in fp32.
     return this.session('vae', `${batch}x${h}x${w}`, () =>
       buildVaeDecoderGraph(this.model.vae.config, this.model.vae.weights, { batch, height: h, width: w, compute: 'float32', maxBindingBytes: this.options.maxBindingBytes }),
-      false,
     );
   }
 

@@ -1,0 +1,60 @@
+/**
+ * The whole SDXL pipeline on onnxruntime-web's WebGPU EP in Node (Dawn over Mesa lavapipe, which has
+ * shader-f16): fp32 and fp16 compute against the diffusers pipeline goldens, with the latents kept on
+ * the GPU for the whole loop. Checks the readback count: 0 per step without previews, 1 for the image
+ * (plus one per preview when asked).
+ * Tolerance on the 8-bit image vs the golden's [0,1] image: 1e-2 (fp32), 5e-2 (fp16).
+ */
+import { describe, expect, it } from 'vitest';
+import { webgpuSuite } from '../../test/webgpu-node';
+import { localRepoFromDir } from '../hub/node.node.js';
+import { fixtureDir, golden } from '../model/testing/fixtures.node.js';
+import { BlobRegistry, createOrtBackend } from './ort-backend';
+import { openSdxlModel } from './sdxl-model';
+import { SdxlPipeline } from './sdxl-pipeline';
+
+const { skip } = await webgpuSuite();
+const ort = skip ? undefined : await import('onnxruntime-web/webgpu');
+if (ort) ort.env.wasm.numThreads = 1;
+
+// tiny-koala koala_lightning_euler_trailing_cfg3.5_10steps_64x48: CFG, negative prompt, odd size, 10 steps
+const CASE = {
+  file: 'pipeline_koala_lightning_euler_trailing_cfg3.5_10steps_64x48.safetensors',
+  prompt: 'a koala bear eating eucalyptus leaves',
+  negative: 'worst quality, low quality, illustration, low resolution',
+  steps: 10,
+  guidance: 3.5,
+  width: 48,
+  height: 64,
+};
+
+describe.skipIf(skip)('SDXL pipeline on WebGPU (Node, Dawn/lavapipe)', () => {
+  for (const precision of ['fp32', 'fp16'] as const) {
+    it(`${precision} compute matches the diffusers pipeline golden; reads back only the image and previews`, { timeout: 600_000 }, async () => {
+      const blobs = new BlobRegistry();
+      const model = await openSdxlModel(await localRepoFromDir(fixtureDir('tiny-koala'), { variant: null }), blobs);
+      const backend = createOrtBackend(ort as unknown as typeof import('onnxruntime-web'), 'webgpu', blobs);
+      const pipe = new SdxlPipeline(model, backend, { precision });
+      const g = async (t: string) => (await golden('tiny-koala', CASE.file, t)).data;
+      try {
+        const previews: number[] = [];
+        const d = await pipe.generate({
+          prompts: [CASE.prompt], negativePrompts: [CASE.negative], numImagesPerPrompt: 1, steps: CASE.steps, guidance: CASE.guidance,
+          scheduler: 'euler', timestepSpacing: 'trailing', width: CASE.width, height: CASE.height, seed: 0,
+          latents: await g('latents_init'), dump: false, previewEvery: 4, onPreview: (p) => previews.push(p.step),
+        });
+        const ref = await g('image');
+        let err = 0;
+        const rgba = d.images[0]!.rgba;
+        for (let p = 0; p < CASE.width * CASE.height; p++) for (let c = 0; c < 3; c++) err = Math.max(err, Math.abs(rgba[p * 4 + c]! / 255 - ref[p * 3 + c]!));
+        console.log(`webgpu ${precision}: image max abs error ${err.toFixed(5)} (8-bit vs the golden's [0,1] image); previews at ${previews}; readbacks ${d.readbacks}; timings ${JSON.stringify(d.timings)}`);
+        expect(err).toBeLessThanOrEqual(precision === 'fp32' ? 1e-2 : 5e-2);
+        expect(previews).toEqual([4, 8]);
+        // nothing per step: one read for the decoded image and one per preview
+        expect(d.readbacks).toBe(1 + previews.length);
+      } finally {
+        await pipe.release();
+      }
+    });
+  }
+});

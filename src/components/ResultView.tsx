@@ -14,7 +14,7 @@ export const Stage = forwardRef<HTMLCanvasElement, { showPreview: boolean; item:
     <div className="stage">
       <canvas ref={canvasRef} className="preview" hidden={!showPreview} aria-label="Live preview" role="img" />
       {!showPreview && item && url && (
-        <figure className={`result${actual ? ' actual' : ''}`}>
+        <figure className={`result${actual ? ' actual' : ''}${item.width <= 256 ? ' small-image' : ''}`}>
           <button
             type="button"
             className="zoom"

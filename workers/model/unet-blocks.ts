@@ -8,10 +8,38 @@
 import { GraphError, type GraphBuilder, type Value } from './graph';
 import { attention, conv2d, geglu, groupNorm, layerNorm, linear, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
 
-/** Validates a conv kernel's shape up front, so a wrong checkpoint names the tensor, expected and found. */
-function convWeight(g: GraphBuilder, prefix: string, cout: number, cin: number, k: number): void {
+/** Channel multiple below which onnxruntime-web's native WebGPU Conv can be wrong (see conv()). */
+const CONV_CHANNEL_ALIGN = 4;
+
+/**
+ * torch Conv2d `prefix` with a square kernel k, checked against the checkpoint (the error names the
+ * tensor, expected and found shape) before the graph uses it.
+ *
+ * Workaround: onnxruntime-web 1.30's native WebGPU EP (`onnxruntime-web/webgpu`) computes a k > 1 Conv
+ * wrong when the input channel count is not a multiple of 4 and the output count is (measured in Node
+ * over Dawn/lavapipe: Cin 6 -> Cout 8/12/16 and 18 -> 12 off by 0.2-7; the JSEP build and wasm are exact).
+ * Such convs get their input and kernel zero-padded on the channel axis to a multiple of 4 (Pad of an
+ * initializer is constant-folded at session creation; the zeros add nothing to the sums). SDXL-family
+ * channel counts are multiples of 4 everywhere, so real checkpoints never take this path; tiny test
+ * models (and e.g. a 9-channel inpainting conv_in) do.
+ */
+export function conv(g: GraphBuilder, x: Value, prefix: string, cout: number, k: number, opts: { stride?: number; padding?: number } = {}): Value {
+  const [b, cin, h, w] = shapeOf(x);
   g.weight(`${prefix}.weight`, [cout, cin, k, k]);
   g.weight(`${prefix}.bias`, [cout]);
+  const extra = (CONV_CHANNEL_ALIGN - (cin % CONV_CHANNEL_ALIGN)) % CONV_CHANNEL_ALIGN;
+  const padding = opts.padding ?? (k - 1) / 2;
+  const stride = opts.stride ?? 1;
+  if (k === 1 || extra === 0) return conv2d(g, x, prefix, { stride, padding });
+  return g.scope(prefix, () => {
+    const pads = g.constI64([0, 0, 0, 0, 0, extra, 0, 0]);
+    // Pad has no static shape inference in the builder: the padded shapes are set here
+    const xp: Value = { ...g.op1('Pad', [x, pads], { mode: 'constant' }, { name: 'pad_channels' }), shape: [b, cin + extra, h, w] };
+    const wp: Value = { ...g.op1('Pad', [g.weight(`${prefix}.weight`), pads], { mode: 'constant' }, { name: 'pad_kernel' }), shape: [cout, cin + extra, k, k] };
+    return g.op1('Conv', [xp, wp, g.weight(`${prefix}.bias`)], {
+      kernel_shape: [k, k], strides: [stride, stride], dilations: [1, 1], pads: [padding, padding, padding, padding], group: 1,
+    });
+  });
 }
 
 export interface ResnetParams {
@@ -32,18 +60,15 @@ export function resnet(g: GraphBuilder, x: Value, embAct: Value, prefix: string,
   const at = <R>(sub: string, fn: () => R) => g.scope(`${prefix}.${sub}`, fn);
   let y = groupNorm(g, x, `${prefix}.norm1`, p.groups, p.eps);
   y = at('act1', () => silu(g, y));
-  convWeight(g, `${prefix}.conv1`, outC, cin, 3);
-  y = conv2d(g, y, `${prefix}.conv1`, { padding: 1 });
+  y = conv(g, y, `${prefix}.conv1`, outC, 3);
   const t = linear(g, embAct, `${prefix}.time_emb_proj`, { outFeatures: outC });
   y = at('time_emb_proj', () => g.op1('Add', [y, reshape(g, t, [shapeOf(t)[0], outC, 1, 1])]));
   y = groupNorm(g, y, `${prefix}.norm2`, p.groups, p.eps);
   y = at('act2', () => silu(g, y));
-  convWeight(g, `${prefix}.conv2`, outC, outC, 3);
-  y = conv2d(g, y, `${prefix}.conv2`, { padding: 1 });
+  y = conv(g, y, `${prefix}.conv2`, outC, 3);
   let skip = x;
   if (cin !== outC) {
-    convWeight(g, `${prefix}.conv_shortcut`, outC, cin, 1);
-    skip = conv2d(g, x, `${prefix}.conv_shortcut`, { padding: 0 });
+    skip = conv(g, x, `${prefix}.conv_shortcut`, outC, 1);
   } else if (g.hasWeight(`${prefix}.conv_shortcut.weight`)) {
     throw new GraphError(`${g.weights.describe()}: unexpected tensor "${prefix}.conv_shortcut.weight" (resnet ${prefix} keeps ${cin} channels, so diffusers has no shortcut conv)`);
   }
@@ -77,16 +102,14 @@ export function transformer2d(g: GraphBuilder, x: Value, ehs: Value, prefix: str
   if (p.useLinearProjection) {
     t = linear(g, toTokens(n), `${prefix}.proj_in`, { outFeatures: c });
   } else {
-    convWeight(g, `${prefix}.proj_in`, c, c, 1);
-    t = toTokens(conv2d(g, n, `${prefix}.proj_in`, { padding: 0 }));
+    t = toTokens(conv(g, n, `${prefix}.proj_in`, c, 1));
   }
   for (let i = 0; i < p.depth; i++) t = basicTransformerBlock(g, t, ehs, `${prefix}.transformer_blocks.${i}`, p);
   let y: Value;
   if (p.useLinearProjection) {
     y = fromTokens(linear(g, t, `${prefix}.proj_out`, { outFeatures: c }));
   } else {
-    convWeight(g, `${prefix}.proj_out`, c, c, 1);
-    y = conv2d(g, fromTokens(t), `${prefix}.proj_out`, { padding: 0 });
+    y = conv(g, fromTokens(t), `${prefix}.proj_out`, c, 1);
   }
   return at('residual', () => g.op1('Add', [y, x]));
 }
@@ -140,8 +163,7 @@ function feedForward(g: GraphBuilder, x: Value, prefix: string, maxBindingBytes:
 /** Downsample2D (use_conv): 3x3 conv, stride 2, symmetric padding `padding` (>= 1; checked by planUnet). */
 export function downsample(g: GraphBuilder, x: Value, prefix: string, padding: number): Value {
   const c = shapeOf(x)[1];
-  convWeight(g, `${prefix}.conv`, c, c, 3);
-  return conv2d(g, x, `${prefix}.conv`, { stride: 2, padding });
+  return conv(g, x, `${prefix}.conv`, c, 3, { stride: 2, padding });
 }
 
 /**
@@ -151,6 +173,5 @@ export function downsample(g: GraphBuilder, x: Value, prefix: string, padding: n
 export function upsample(g: GraphBuilder, x: Value, prefix: string, outH: number, outW: number): Value {
   const c = shapeOf(x)[1];
   const u = g.scope(`${prefix}.interpolate`, () => upsampleNearest(g, x, outH, outW));
-  convWeight(g, `${prefix}.conv`, c, c, 3);
-  return conv2d(g, u, `${prefix}.conv`, { padding: 1 });
+  return conv(g, u, `${prefix}.conv`, c, 3);
 }

@@ -1,63 +1,26 @@
 /**
  * U-Net graphs on onnxruntime-web's wasm backend against the diffusers goldens of both tiny fixtures
- * (every case, including the forward_upsample_size ones): fp32 weights <= 1e-4, fp16 weight files
- * upcast to fp32 compute <= 1e-2, and a graph with forced attention/FF chunking still <= 1e-4.
+ * (every case, including the forward_upsample_size ones): fp32 weights <= 1e-4; fp16 weight files
+ * upcast to fp32 compute exact (<= 1e-4) against a float64 reference run on the same fp16 weights, and
+ * as close to the fp32 goldens as those weights allow; a graph with forced attention/FF chunking <= 1e-4.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openComponent } from './model-dir.node';
-import { fixtureDir, golden, goldenCases, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node';
+import { fixtureDir, goldenCases, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node';
 import { maxAbsDiff, runWasm } from './testing/run-wasm.node';
-import { readTensorF32 } from './safetensors';
 import { buildUnetGraph, unusedWeights, type UnetGraphOptions } from './unet';
-import { unetReference } from './unet-reference';
-import type { WeightIndex } from './weights';
-
-interface UnetCase { index: number; batch: number; latent_hw: [number, number]; forward_upsample_size: boolean }
-
-function cases(fx: FixtureName): UnetCase[] {
-  return (JSON.parse(readFileSync(join(fixtureDir(fx), 'goldens', 'cases.json'), 'utf8')) as { unet: UnetCase[] }).unet;
-}
-
-const INPUTS = ['sample', 'timestep', 'encoder_hidden_states', 'text_embeds', 'time_ids'] as const;
-
-async function caseInputs(fx: FixtureName, c: UnetCase) {
-  const feeds: Record<string, Float32Array> = {};
-  for (const n of INPUTS) feeds[n] = (await golden(fx, 'unet.safetensors', `case${c.index}.${n}`)).data;
-  return feeds;
-}
+import { caseTag, unetCaseInputs, unetCaseOutput, unetCaseReference as reference, unetCases as cases, type UnetCase } from './unet-goldens.node';
 
 async function runCase(fx: FixtureName, c: UnetCase, variant: string | undefined, extra: Partial<UnetGraphOptions> = {}) {
   const comp = await openComponent(fixtureDir(fx), 'unet', variant);
   const [h, w] = c.latent_hw;
   const graph = buildUnetGraph(comp.config, comp.weights, { batch: c.batch, height: h, width: w, compute: 'float32', ...extra });
   expect(unusedWeights(graph, comp.weights)).toEqual([]);
-  const feeds = await caseInputs(fx, c);
-  const ref = await golden(fx, 'unet.safetensors', `case${c.index}.out`);
-  const res = await runWasm(graph, feeds);
+  const ref = await unetCaseOutput(fx, c);
+  const res = await runWasm(graph, await unetCaseInputs(fx, c));
   expect(res.out.dims).toEqual(ref.shape);
   return { err: maxAbsDiff(res.out.data, ref.data), out: res.out.data, ref: ref.data, comp, graph };
 }
-
-/** The float64 reference forward with the weights of `idx` (as stored, e.g. fp16-rounded). */
-async function reference(fx: FixtureName, c: UnetCase, config: Record<string, unknown>, idx: WeightIndex): Promise<Float64Array> {
-  const w = new Map<string, Float32Array>();
-  for (const n of idx.names()) w.set(n, await readTensorF32(idx.get(n)!.file, n));
-  const f = await caseInputs(fx, c);
-  const ehsShape = (await golden(fx, 'unet.safetensors', `case${c.index}.encoder_hidden_states`)).shape;
-  const out = unetReference(config, (n) => {
-    const t = w.get(n);
-    if (!t) throw new Error(`reference: no tensor ${n}`);
-    return t;
-  }, {
-    sample: f.sample, sampleShape: [c.batch, 4, ...c.latent_hw], timestep: f.timestep,
-    encoderHiddenStates: f.encoder_hidden_states, ehsShape, textEmbeds: f.text_embeds, timeIds: f.time_ids,
-  });
-  return out.d;
-}
-
-const measured: string[] = [];
 
 describe.each(FIXTURE_NAMES.map((f) => [f]))('U-Net vs diffusers goldens: %s', (fx) => {
   it('golden file has every case of cases.json', async () => {
@@ -66,10 +29,9 @@ describe.each(FIXTURE_NAMES.map((f) => [f]))('U-Net vs diffusers goldens: %s', (
   });
 
   for (const c of cases(fx)) {
-    const tag = `case${c.index} B=${c.batch} ${c.latent_hw.join('x')}${c.forward_upsample_size ? ' (upsample_size)' : ''}`;
+    const tag = caseTag(c);
     it(`${tag}: fp32 weights, fp32 compute <= 1e-4`, async () => {
       const { err } = await runCase(fx, c, undefined);
-      measured.push(`${fx} ${tag} fp32: ${err.toExponential(2)}`);
       console.log(`[unet] ${fx} ${tag} fp32 max abs err ${err.toExponential(3)}`);
       expect(err).toBeLessThanOrEqual(1e-4);
     });
@@ -88,7 +50,7 @@ describe.each(FIXTURE_NAMES.map((f) => [f]))('U-Net vs diffusers goldens: %s', (
     it(`${tag}: the float64 reference itself matches the fp32 goldens <= 1e-4`, async () => {
       const comp = await openComponent(fixtureDir(fx), 'unet');
       const ref64 = await reference(fx, c, comp.config, comp.weights);
-      const err = maxAbsDiff(ref64, (await golden(fx, 'unet.safetensors', `case${c.index}.out`)).data);
+      const err = maxAbsDiff(ref64, (await unetCaseOutput(fx, c)).data);
       console.log(`[unet] ${fx} ${tag} float64 reference vs goldens ${err.toExponential(3)}`);
       expect(err).toBeLessThanOrEqual(1e-4);
     });

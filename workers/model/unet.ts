@@ -16,8 +16,8 @@
  * tensor's exact size, as diffusers does with `upsample_size`.
  */
 import type { BuiltGraph, Compute, Value } from './graph';
-import { conv2d, groupNorm, shapeOf, silu } from './ops';
-import { downsample, resnet, transformer2d, upsample, type ResnetParams, type TransformerParams } from './unet-blocks';
+import { groupNorm, shapeOf, silu } from './ops';
+import { conv, downsample, resnet, transformer2d, upsample, type ResnetParams, type TransformerParams } from './unet-blocks';
 import { planUnet, UnetConfigError, type UnetConfig, type UnetPlan } from './unet-config';
 import { conditioningEmbedding } from './unet-embeddings';
 import { RecordingGraphBuilder, type GraphReport } from './unet-stats';
@@ -37,6 +37,11 @@ export interface UnetGraphOptions {
   maxBindingBytes?: number;
   /** `timestep` input of shape [B] instead of [1]. */
   perSampleTimestep?: boolean;
+  /**
+   * Also output intermediate tensors as the goldens name them (float32): `dbg.conv_in`, `dbg.down<i>`,
+   * `dbg.mid`, `dbg.up<i>` (block outputs) and `dbg.emb` (time + add embedding) — to locate a mismatch.
+   */
+  debugOutputs?: boolean;
   /** Tokens of encoder_hidden_states (default 77). */
   textTokens?: number;
   name?: string;
@@ -65,14 +70,16 @@ export function buildUnetGraph(config: UnetConfig, weights: WeightIndex, opts: U
   const textEmbeds = g.input('text_embeds', 'float32', [B, plan.textEmbedsDim]);
   const timeIds = g.input('time_ids', 'float32', [B, 6]);
 
+  const dbg: [string, Value][] = [];
   const emb = conditioningEmbedding(g, timestep, textEmbeds, timeIds, plan);
+  dbg.push(['emb', emb]);
   // every resnet's time_emb_proj reads silu(emb): computed once
   const embAct = g.scope('time_emb_act', () => silu(g, emb));
   const ehs = g.toCompute(ehsIn);
 
   const c0 = plan.blockOut[0];
-  g.weight('conv_in.weight', [c0, plan.inChannels, plan.convInKernel, plan.convInKernel]);
-  let h = conv2d(g, g.toCompute(sampleIn), 'conv_in');
+  let h = conv(g, g.toCompute(sampleIn), 'conv_in', c0, plan.convInKernel);
+  dbg.push(['conv_in', h]);
 
   const rp: ResnetParams = { groups: plan.groups, eps: plan.normEps, outScale: plan.resnetOutScale };
   const tp = (heads: number, depth: number): TransformerParams => ({
@@ -92,6 +99,7 @@ export function buildUnetGraph(config: UnetConfig, weights: WeightIndex, opts: U
       h = downsample(g, h, `${pre}.downsamplers.0`, plan.downsamplePadding);
       skips.push(h);
     }
+    dbg.push([`down${i}`, h]);
   });
 
   if (plan.mid) {
@@ -102,6 +110,7 @@ export function buildUnetGraph(config: UnetConfig, weights: WeightIndex, opts: U
       h = transformer2d(g, h, ehs, `mid_block.attentions.${j}`, tp(m.heads, depth));
       h = resnet(g, h, embAct, `mid_block.resnets.${j + 1}`, m.channels, mrp);
     });
+    dbg.push(['mid', h]);
   }
 
   plan.up.forEach((blk, i) => {
@@ -116,16 +125,17 @@ export function buildUnetGraph(config: UnetConfig, weights: WeightIndex, opts: U
       const [, , sh, sw] = shapeOf(skips[skips.length - 1]);
       h = upsample(g, h, `${pre}.upsamplers.0`, sh, sw);
     }
+    dbg.push([`up${i}`, h]);
   });
   if (skips.length !== 0) throw new UnetConfigError(`unet/config.json: down and up blocks do not pair up (${skips.length} skip tensors left over)`);
 
   h = groupNorm(g, h, 'conv_norm_out', plan.groups, plan.normEps);
   h = g.scope('conv_act', () => silu(g, h));
-  g.weight('conv_out.weight', [plan.outChannels, c0, plan.convOutKernel, plan.convOutKernel]);
-  h = conv2d(g, h, 'conv_out');
+  h = conv(g, h, 'conv_out', plan.outChannels, plan.convOutKernel);
   const os = shapeOf(h);
   if (os.join() !== [B, plan.outChannels, H, W].join()) throw new UnetConfigError(`buildUnetGraph: output shape [${os}] != [${[B, plan.outChannels, H, W]}]`);
   g.output(h, 'out', 'float32');
+  if (opts.debugOutputs) for (const [n, v] of dbg) g.output(v, `dbg.${n}`, 'float32');
   return { ...g.build(), plan, report: g.report };
 }
 

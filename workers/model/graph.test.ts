@@ -174,3 +174,14 @@ function erf(x: number): number {
   }
   return x < 0 ? -r : r;
 }
+
+describe('ops error messages', () => {
+  it('a missing linear/conv weight is named without a made-up shape', async () => {
+    const file = encodeSafetensors({ 'c.weight': { dtype: 'F32', shape: [2, 2, 3], data: new Float32Array(12) } });
+    const g = new GraphBuilder({ name: 't', weights: await WeightIndex.open([bytesSource(file, 'w.safetensors')]), compute: 'float32' });
+    const x = g.input('x', 'float32', [1, 2, 4, 4]);
+    expect(() => linear(g, x, 'nope')).toThrow(/^w\.safetensors: missing tensor "nope\.weight"$/);
+    expect(() => conv2d(g, x, 'nope')).toThrow(/^w\.safetensors: missing tensor "nope\.weight"$/);
+    expect(() => conv2d(g, x, 'c')).toThrow('w.safetensors: tensor "c.weight" has shape [2,2,3], expected a 4-D conv kernel [out, 2, kh, kw]');
+  });
+});

@@ -28,7 +28,8 @@ export function linear(g: GraphBuilder, x: Value, prefix: string, opts: { bias?:
     const xs = shapeOf(x);
     const inF = xs[xs.length - 1];
     const wShape = g.weightShape(`${prefix}.weight`);
-    const outF = opts.outFeatures ?? wShape?.[0] ?? -1;
+    if (!wShape && opts.outFeatures === undefined) g.weight(`${prefix}.weight`); // throws: missing tensor
+    const outF = opts.outFeatures ?? wShape![0];
     const w = g.weight(`${prefix}.weight`, [outF, inF]);
     const b = opts.bias === false ? '' : g.weight(`${prefix}.bias`, [outF]);
     const rows = xs.slice(0, -1).reduce((p, q) => p * q, 1);
@@ -43,6 +44,7 @@ export function conv2d(g: GraphBuilder, x: Value, prefix: string, opts: { stride
   return g.scope(prefix, () => {
     const cin = shapeOf(x)[1];
     const ws = g.weightShape(`${prefix}.weight`);
+    if (!ws) g.weight(`${prefix}.weight`); // throws: missing tensor
     if (ws && ws.length !== 4) throw new GraphError(`${g.weights.describe()}: tensor "${prefix}.weight" has shape [${ws}], expected a 4-D conv kernel [out, ${cin}, kh, kw]`);
     const [cout, , kh, kw] = ws ?? [-1, cin, -1, -1];
     const w = g.weight(`${prefix}.weight`, [cout, cin, kh, kw]);

@@ -31,7 +31,7 @@ async function runWebGpu(fx: FixtureName, c: UnetCase, compute: 'float16' | 'flo
   });
   try {
     const inputs = await unetCaseInputs(fx, c);
-    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    const feeds: Record<string, import('onnxruntime-web').Tensor> = {};
     for (const i of graph.inputs) feeds[i.name] = new ort!.Tensor('float32', inputs[i.name], i.shape);
     const out = (await session.run(feeds)).out.data as Float32Array;
     return { out, comp };

@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { openComponent } from './model-dir.node';
 import { fixtureDir, goldenCases, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node';
 import { maxAbsDiff, runWasm } from './testing/run-wasm.node';
+import { bytesSource, encodeSafetensors, readTensorF32, type TensorToEncode } from './safetensors';
 import { buildUnetGraph, unusedWeights, type UnetGraphOptions } from './unet';
+import { WeightIndex } from './weights';
 import { caseTag, unetCaseInputs, unetCaseOutput, unetCaseReference as reference, unetCases as cases, type UnetCase } from './unet-goldens.node';
 
 async function runCase(fx: FixtureName, c: UnetCase, variant: string | undefined, extra: Partial<UnetGraphOptions> = {}) {
@@ -73,5 +75,42 @@ describe.each(FIXTURE_NAMES.map((f) => [f]))('U-Net vs diffusers goldens: %s', (
     expect(graph.stats.opCounts.Split).toBeGreaterThan(unchunked.stats.opCounts.Split ?? 0);
     // every chunk fits, or is down to a single query row (one row can exceed a 512-byte limit)
     for (const s of scores) expect(s.bytes <= maxBindingBytes || s.shape[2] === 1).toBe(true);
+  });
+});
+
+describe('U-Net variants that the fixtures do not use directly', () => {
+  const fx: FixtureName = 'tiny-sdxl';
+  const c = cases(fx)[1]; // batch 2
+
+  it('timestep of shape [B] (perSampleTimestep) gives the same output as a shared [1] timestep', async () => {
+    const comp = await openComponent(fixtureDir(fx), 'unet');
+    const graph = buildUnetGraph(comp.config, comp.weights, { batch: 2, height: c.latent_hw[0], width: c.latent_hw[1], compute: 'float32', perSampleTimestep: true });
+    expect(graph.inputs.find((i) => i.name === 'timestep')!.shape).toEqual([2]);
+    const feeds = await unetCaseInputs(fx, c);
+    const t = feeds.timestep[0];
+    const res = await runWasm(graph, { ...feeds, timestep: [t, t] });
+    const err = maxAbsDiff(res.out.data, (await unetCaseOutput(fx, c)).data);
+    console.log(`[unet] ${fx} case1 with timestep [B]: max abs err ${err.toExponential(3)}`);
+    expect(err).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('use_linear_projection false: proj_in/proj_out as 1x1 convs (same weights reshaped) match the goldens', async () => {
+    const comp = await openComponent(fixtureDir(fx), 'unet');
+    const tensors: Record<string, TensorToEncode> = {};
+    for (const n of comp.weights.names()) {
+      const { info, file } = comp.weights.get(n)!;
+      const conv = /\.proj_(in|out)\.weight$/.test(n);
+      tensors[n] = { dtype: 'F32', shape: conv ? [...info.shape, 1, 1] : info.shape, data: await readTensorF32(file, n) };
+    }
+    const weights = await WeightIndex.open([bytesSource(encodeSafetensors(tensors), 'conv-proj.safetensors')]);
+    const graph = buildUnetGraph({ ...comp.config, use_linear_projection: false }, weights, { batch: 2, height: c.latent_hw[0], width: c.latent_hw[1], compute: 'float32' });
+    expect(unusedWeights(graph, weights)).toEqual([]);
+    const res = await runWasm(graph, await unetCaseInputs(fx, c));
+    const err = maxAbsDiff(res.out.data, (await unetCaseOutput(fx, c)).data);
+    console.log(`[unet] ${fx} case1 with conv proj_in/proj_out: max abs err ${err.toExponential(3)}`);
+    expect(err).toBeLessThanOrEqual(1e-4);
+    // the linear-projection checkpoint does not fit a conv-projection config
+    expect(() => buildUnetGraph({ ...comp.config, use_linear_projection: false }, comp.weights, { batch: 1, height: 8, width: 8, compute: 'float32' }))
+      .toThrow(/tensor "down_blocks\.1\.attentions\.0\.proj_in\.weight" has shape \[16,16\], expected \[16,16,1,1\]/);
   });
 });

@@ -14,6 +14,11 @@
  * GroupNorm statistics stay fp32 (ops.groupNorm); the output is cast back to float32.
  * Latent sizes need not be multiples of the total downsampling: every Upsample2D resizes to its skip
  * tensor's exact size, as diffusers does with `upsample_size`.
+ *
+ * WebGPU binding limit: attention probabilities (queries chunked, ops.attention) and the GEGLU
+ * feed-forward projection (tokens chunked) are kept within `maxBindingBytes`. Other tensors are not
+ * split; `report.largest` names the biggest one so the runtime can check it against the adapter's
+ * maxStorageBufferBindingSize (at 1024² with batch 2 every tensor of KOALA/SDXL fits 128 MiB, fp16 and fp32).
  */
 import type { BuiltGraph, Compute, Value } from './graph';
 import { groupNorm, shapeOf, silu } from './ops';

@@ -73,6 +73,8 @@ describe.each(FIXTURE_NAMES.map((f) => [f]))('U-Net vs diffusers goldens: %s', (
     });
     expect(scores.length).toBeGreaterThan(unchunked.report.attentionScores.length);
     expect(graph.stats.opCounts.Split).toBeGreaterThan(unchunked.stats.opCounts.Split ?? 0);
+    // feed-forward chunking: more GEGLU/output Gemms (attention chunking adds none)
+    expect(graph.stats.opCounts.Gemm).toBeGreaterThan(unchunked.stats.opCounts.Gemm);
     // every chunk fits, or is down to a single query row (one row can exceed a 512-byte limit)
     for (const s of scores) expect(s.bytes <= maxBindingBytes || s.shape[2] === 1).toBe(true);
   });

@@ -89,6 +89,7 @@ export class GraphBuilder {
   private used = new Map<string, UsedWeight>();
   private weightValues = new Map<string, Value>();
   private consts = new Map<string, number[]>();
+  private constCache = new Map<string, Value>();
   private ins: IOInfo[] = [];
   private outs: IOInfo[] = [];
   private scopes: string[] = [];
@@ -210,9 +211,15 @@ export class GraphBuilder {
   }
 
   private addConst(dtype: DataType, dims: number[], raw: Uint8Array): Value {
+    // small constants (scalars, shapes, axes) are shared across the graph
+    const key = raw.length <= 64 ? `${dtype}[${dims}]${Array.from(raw).join(',')}` : undefined;
+    const hit = key && this.constCache.get(key);
+    if (hit) return { ...hit, shape: hit.shape!.slice() };
     const name = this.fresh(`${this.scopePath() || 'const'}/const`);
     this.inits.push({ name, dataType: dtype, dims, raw });
-    return { name, dtype, shape: dims.slice() };
+    const v: Value = { name, dtype, shape: dims.slice() };
+    if (key) this.constCache.set(key, v);
+    return { ...v, shape: dims.slice() };
   }
 
   /** Adds a node; returns its outputs (shapes inferred for common ops). */
@@ -255,9 +262,13 @@ export class GraphBuilder {
     return this.cast(v, this.compute);
   }
 
-  /** Runs `fn` with `prefix` appended to the node-name scope (diffusers module path). */
+  /**
+   * Runs `fn` with `prefix` appended to the node-name scope (diffusers module path). A prefix that
+   * already starts with the current scope path (composite ops get full key prefixes) replaces it.
+   */
   scope<T>(prefix: string, fn: () => T): T {
-    this.scopes.push(prefix);
+    const cur = this.scopePath();
+    this.scopes.push(!cur || prefix === cur || prefix.startsWith(`${cur}.`) ? prefix : `${cur}.${prefix}`);
     try {
       return fn();
     } finally {
@@ -266,7 +277,7 @@ export class GraphBuilder {
   }
 
   private scopePath(): string {
-    return this.scopes.join('.');
+    return this.scopes[this.scopes.length - 1] ?? '';
   }
 
   private claim(name: string) {

@@ -17,7 +17,9 @@
  * Tests use `webgpuSuite()`: a missing adapter skips the suite with a loud reason on a developer machine,
  * and FAILS it when `CI` is set, so the fp16 WebGPU path really runs on every commit.
  */
+import v8 from 'node:v8';
 import { create, globals } from 'webgpu';
+import { installNodeLogTap } from '../workers/runtime/ort-log.node';
 
 export interface NodeWebGpu {
   gpu: GPU;
@@ -82,6 +84,12 @@ export function shimAdapter(adapter: GPUAdapter): GPUAdapter {
 }
 
 async function doSetup(): Promise<NodeWebGpu> {
+  // Node 20's V8 stalls ~30-200 s in its optimizing tier on onnxruntime-web's asyncify wasm during the first
+  // WebGPU run; baseline (Liftoff) code runs the WebGPU EP just as well. Must precede ORT's wasm compile.
+  // KOALA_WASM_TIERUP=1 keeps the default tiering (e.g. to time wasm-backend kernels).
+  if (!process.env.KOALA_WASM_TIERUP) v8.setFlagsFromString('--liftoff-only');
+  // ORT's wasm module logs with fs.writeSync in Node: let workers/runtime/session.ts read its placement report.
+  installNodeLogTap();
   Object.assign(globalThis, globals);
   const gpu = create([]);
   const requestAdapter = gpu.requestAdapter.bind(gpu);

@@ -22,7 +22,8 @@ export type FaultKind = 'drop' | 'flip' | 'html' | 'json' | 'status' | 'slow' | 
 
 export interface FaultRule {
   kind: FaultKind;
-  /** Applies to file paths containing this string (default: every file). */
+  /** Applies to file paths containing this string (default: every file). A value starting with `/api/`
+   *  applies `status`/`html` faults to API requests whose URL path starts with it. */
   path?: string;
   /** drop: close the connection after this many body bytes of the response (default half the file). */
   afterBytes?: number;
@@ -143,7 +144,7 @@ export async function startMockHub(options: MockHubOptions): Promise<MockHub> {
 
   function takeFault(path: string): FaultRule | undefined {
     for (const f of faults) {
-      if (f.path && !path.includes(f.path)) continue;
+      if (f.path && (f.path.startsWith('/api/') || !path.includes(f.path))) continue;
       if (f.times !== 0 && f.used >= (f.times ?? 1)) continue;
       f.used++;
       return f;
@@ -372,6 +373,21 @@ export async function startMockHub(options: MockHubOptions): Promise<MockHub> {
         return;
       }
       if (seg[0] === 'api' && seg[1] === 'models' && seg.length >= 4) {
+        const apiFault = faults.find((f) => f.path?.startsWith('/api/') && url.pathname.startsWith(f.path) && (f.times === 0 || f.used < (f.times ?? 1)));
+        if (apiFault && (apiFault.kind === 'status' || apiFault.kind === 'html')) {
+          apiFault.used++;
+          log.fault = apiFault.kind;
+          if (apiFault.kind === 'html') {
+            const body = '<!DOCTYPE html><html><body>Bad gateway</body></html>';
+            res.writeHead(200, { 'Content-Type': 'text/html', 'Content-Length': Buffer.byteLength(body) });
+            res.end(body);
+            log.status = 200;
+          } else {
+            log.status = apiFault.status ?? 500;
+            sendJson(res, log.status, { error: `mock fault: HTTP ${log.status}` });
+          }
+          return;
+        }
         const repo = `${seg[2]}/${seg[3]}`;
         const op = seg[4];
         const rev = op === undefined ? 'main' : seg[5];

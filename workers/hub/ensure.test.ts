@@ -110,6 +110,19 @@ describe.each<StoreKind>(['fs', 'idb'])('ensureModel with the %s store', (kind) 
     expect(counter.bytes()).toBeGreaterThanOrEqual(size);
   });
 
+  it('starts over when a resumed request is answered 200 with the whole file (range ignored)', async () => {
+    env.hub.setFaults([
+      { kind: 'drop', path: UNET, afterBytes: 300_000 },
+      { kind: 'ignore-range', path: UNET },
+    ]);
+    const files = await ensureModel(opts());
+    expect(env.hub.fileRequests(UNET).map((r) => [r.status, r.fault])).toEqual([
+      [200, 'drop'],
+      [200, 'ignore-range'],
+    ]);
+    expect(await sha256Blob(await files.get(UNET))).toBe(await sha256File(join(env.repoDir, UNET)));
+  });
+
   it('catches a flipped byte, deletes the file and fetches it once more', async () => {
     env.hub.setFaults([{ kind: 'flip', path: TE2, offset: 500_000 }]);
     const files = await ensureModel(opts());

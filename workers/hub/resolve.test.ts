@@ -56,9 +56,15 @@ describe('resolveRepo against the mock hub', () => {
     expect(e2.message).toMatch(/Resolving test\/tiny-sdxl@v9: not found/);
   });
 
-  it('retries a 500 on the API', async () => {
+  it('retries a 503 on the API', async () => {
     env.hub.reset();
-    // faults apply to file responses; an unreachable port exercises the network-error path instead
+    env.hub.setFaults([{ kind: 'status', status: 503, path: '/api/models/test/tiny-sdxl/revision', times: 2 }]);
+    const r = await resolveRepo({ hubUrl: env.hub.url, repo: REPO, retry: FAST_RETRY });
+    expect(r.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(env.hub.requests.filter((q) => q.url.includes('/revision/')).map((q) => q.status)).toEqual([503, 503, 200]);
+  });
+
+  it('says the hub is unreachable', async () => {
     const err = await resolveRepo({ hubUrl: 'http://127.0.0.1:9', repo: REPO, retry: { retries: 1, baseDelayMs: 1, maxDelayMs: 2 } }).catch((e) => e);
     expect(err).toBeInstanceOf(EngineError);
     expect(err.code).toBe('network');

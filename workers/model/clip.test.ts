@@ -80,6 +80,25 @@ describe('CLIP fp16 compute', () => {
   });
 });
 
+describe('CLIP options', () => {
+  it('a shorter sequence (causal) reproduces the first positions; eos_token_id 49407 pools like legacy argmax', async () => {
+    const fx = 'tiny-sdxl';
+    const { config, weights } = await openComponent(fixtureDir(fx), 'text_encoder_2');
+    const ids = await golden(fx, GOLD, 'case0.input_ids_2'); // EOS at index 6
+    const m2 = await golden(fx, GOLD, 'case0.te2_hidden_states_m2');
+    const emb = await golden(fx, GOLD, 'case0.te2_text_embeds');
+    const short = buildClipTextGraph(config as ClipTextConfig, weights, { batch: 1, seqLen: 10 });
+    const o1 = await runWasm(short, { input_ids: ids.data.subarray(0, 10) });
+    expect(o1.hidden_states_m2.dims).toEqual([1, 10, 8]);
+    expect(maxAbsDiff(o1.hidden_states_m2.data, m2.data.subarray(0, 80))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(o1.text_embeds.data, emb.data)).toBeLessThanOrEqual(1e-4);
+    const newEos = buildClipTextGraph({ ...(config as ClipTextConfig), eos_token_id: 49407 }, weights, { batch: 1 });
+    expect(newEos.stats.opCounts.Equal).toBe(1);
+    const o2 = await runWasm(newEos, { input_ids: ids.data });
+    expect(maxAbsDiff(o2.text_embeds.data, emb.data)).toBeLessThanOrEqual(1e-4);
+  });
+});
+
 describe('CLIP config errors', () => {
   it('names unsupported or bad fields', async () => {
     const { config, weights } = await openComponent(fixtureDir('tiny-sdxl'), 'text_encoder');

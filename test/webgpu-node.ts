@@ -19,7 +19,7 @@
  */
 import v8 from 'node:v8';
 import { create, globals } from 'webgpu';
-import { installNodeLogTap } from '../workers/runtime/ort-log.node';
+import { installNodeLogTap } from '../workers/runtime/ort-log.node.js';
 
 export interface NodeWebGpu {
   gpu: GPU;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES } from './testing/fixtures.node';
+import { FIXTURES } from './testing/fixtures.node.js';
 import { synthWeights, type KeyList } from './testing/synth';
 import { buildUnetGraph, DEFAULT_MAX_BINDING_BYTES, planUnet, unusedWeights, type UnetConfig } from './unet';
 

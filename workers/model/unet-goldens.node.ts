@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readTensorF32 } from './safetensors';
-import { fixtureDir, golden, type FixtureName } from './testing/fixtures.node';
+import { fixtureDir, golden, type FixtureName } from './testing/fixtures.node.js';
 import { unetReference } from './unet-reference';
 import type { WeightIndex } from './weights';
 

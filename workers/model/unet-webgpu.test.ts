@@ -10,11 +10,11 @@
 import v8 from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { webgpuSuite } from '../../test/webgpu-node';
-import { openComponent } from './model-dir.node';
-import { externalDataFor, maxAbsDiff } from './testing/run-wasm.node';
-import { fixtureDir, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node';
+import { openComponent } from './model-dir.node.js';
+import { externalDataFor, maxAbsDiff } from './testing/run-wasm.node.js';
+import { fixtureDir, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node.js';
 import { buildUnetGraph } from './unet';
-import { caseTag, maxAbs, unetCaseInputs, unetCaseOutput, unetCaseReference, unetCases, type UnetCase } from './unet-goldens.node';
+import { caseTag, maxAbs, unetCaseInputs, unetCaseOutput, unetCaseReference, unetCases, type UnetCase } from './unet-goldens.node.js';
 
 // ORT's WebGPU wasm takes minutes to tier up with TurboFan on 2 cores; the baseline compiler starts at once
 v8.setFlagsFromString('--liftoff-only');

@@ -5,13 +5,13 @@
  * as close to the fp32 goldens as those weights allow; a graph with forced attention/FF chunking <= 1e-4.
  */
 import { describe, expect, it } from 'vitest';
-import { openComponent } from './model-dir.node';
-import { fixtureDir, goldenCases, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node';
-import { maxAbsDiff, runWasm } from './testing/run-wasm.node';
+import { openComponent } from './model-dir.node.js';
+import { fixtureDir, goldenCases, FIXTURE_NAMES, type FixtureName } from './testing/fixtures.node.js';
+import { maxAbsDiff, runWasm } from './testing/run-wasm.node.js';
 import { bytesSource, encodeSafetensors, readTensorF32, type TensorToEncode } from './safetensors';
 import { buildUnetGraph, unusedWeights, type UnetGraphOptions } from './unet';
 import { WeightIndex } from './weights';
-import { caseTag, unetCaseInputs, unetCaseOutput, unetCaseReference as reference, unetCases as cases, type UnetCase } from './unet-goldens.node';
+import { caseTag, unetCaseInputs, unetCaseOutput, unetCaseReference as reference, unetCases as cases, type UnetCase } from './unet-goldens.node.js';
 
 async function runCase(fx: FixtureName, c: UnetCase, variant: string | undefined, extra: Partial<UnetGraphOptions> = {}) {
   const comp = await openComponent(fixtureDir(fx), 'unet', variant);

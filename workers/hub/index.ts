@@ -7,5 +7,6 @@ export { ensureModel, listCachedModels, deleteCachedModel, collectGarbage, manif
 export { IdbBlobStore, createIdbStore, DEFAULT_CHUNK_SIZE } from './idb-store';
 export { InProcessLocks, defaultLocks } from './locks';
 export { localRepo, modelFilesFromMap, cachedModelFiles } from './model-files';
-export { ProgressTracker, formatBytes } from './progress';
+export { ProgressTracker, formatBytes, toProgressEvent } from './progress';
+export { openModel, browserStore, type OpenModelOptions } from './open';
 export { benchStore, benchIdb, type BenchResult } from './bench';

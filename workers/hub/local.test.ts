@@ -3,7 +3,10 @@ import { openAsBlob } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { localRepo } from './model-files';
-import { localRepoFromDir } from './node.node.js';
+import { localRepoFromDir, openModelNode } from './node.node.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { startHubEnv } from './test-hub.node.js';
 import { EXPECTED_FP16, FIXTURE, sha256Blob, sha256File } from './test-hub.node.js';
 
 const WEIGHTS = {
@@ -69,5 +72,21 @@ describe('loading a picked diffusers folder', () => {
     expect(mf.weights).toEqual(WEIGHTS);
     expect(mf.size('vae/config.json')).toBe(757);
     await expect(localRepoFromDir(join(FIXTURE, 'unet'))).rejects.toThrow(/"unet" is not a diffusers folder: model_index.json is missing/);
+  });
+
+  it('CLI --model: a folder is read in place, a repo id is downloaded into the cache folder', async () => {
+    expect((await openModelNode(FIXTURE, { variant: 'fp16' })).source).toBe('local');
+    const env = await startHubEnv();
+    const cacheDir = await mkdtemp(join(tmpdir(), 'koala-cli-cache-'));
+    try {
+      const mf = await openModelNode('test/tiny-sdxl', { hubUrl: env.hub.url, cacheDir, variant: 'fp16', chunkSize: 1 << 20, storage: null });
+      expect(mf.source).toBe('hub');
+      expect(mf.paths).toEqual(EXPECTED_FP16);
+      expect(await sha256Blob(await mf.get('unet/diffusion_pytorch_model.fp16.safetensors'))).toBe(await sha256File(join(FIXTURE, 'unet/diffusion_pytorch_model.fp16.safetensors')));
+      await expect(openModelNode('not a repo')).rejects.toThrow(/not a folder, and not a hub repo id/);
+    } finally {
+      await env.close();
+      await rm(cacheDir, { recursive: true, force: true });
+    }
   });
 });

@@ -38,3 +38,16 @@ export async function localRepoFromDir(dir: string, options: { variant?: string 
   const variant = options.variant === undefined ? 'fp16' : options.variant || undefined;
   return modelFilesFromMap(basename(dir), files, variant);
 }
+
+/**
+ * CLI `--model`: an existing folder is read in place; anything else is a hub repo id, downloaded
+ * into the cache folder (resumable, verified) or taken from it when the hub is unreachable.
+ */
+export async function openModelNode(model: string, opts: EnsureModelNodeOptions = {}): Promise<ModelFiles> {
+  const st = await stat(model).catch(() => undefined);
+  if (st?.isDirectory()) return localRepoFromDir(model, { variant: opts.variant });
+  if (!/^[\w.-]+\/[\w.-]+$/.test(model)) {
+    throw new EngineError('bad-input', `--model ${model}: not a folder, and not a hub repo id like etri-vilab/koala-700m-llava-cap`);
+  }
+  return ensureModelNode({ ...opts, repo: model });
+}

@@ -1,4 +1,5 @@
 /** Download progress: bytes per file and overall, speed over a sliding window, ETA. */
+import type { ProgressEvent } from '../protocol';
 import type { DownloadProgress, FileDownloadProgress, FileState } from './types';
 
 const WINDOW_MS = 5000;
@@ -113,4 +114,20 @@ export function formatBytes(n: number): string {
     i++;
   } while (v >= 1024 && i < units.length - 1);
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+/** A download progress snapshot as the protocol's ProgressEvent (for the engine worker). */
+export function toProgressEvent(id: string, p: DownloadProgress): ProgressEvent {
+  return {
+    type: 'progress',
+    id,
+    phase: p.phase === 'resolve' ? 'resolve' : 'download',
+    message: p.message,
+    done: p.bytesDone,
+    total: p.bytesTotal,
+    elapsed: p.elapsed,
+    rate: p.rate,
+    eta: p.eta,
+    files: p.files.map((f) => ({ path: f.path, bytesDone: f.bytesDone, bytesTotal: f.bytesTotal })),
+  };
 }

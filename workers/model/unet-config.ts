@@ -118,13 +118,15 @@ function perBlock(cfg: UnetConfig, name: string, n: number, dflt?: unknown): num
   return v as number[];
 }
 
-/** transformer_layers_per_block entry: int, or per-layer list (nested form) */
+/**
+ * transformer_layers_per_block entry: int, or per-layer list (nested form). 0 is allowed (diffusers then
+ * builds a Transformer2DModel with no BasicTransformerBlock: norm, proj_in, proj_out only).
+ */
 function depthsFor(entry: unknown, layers: number, what: string): number[] {
-  if (typeof entry === 'number' && Number.isInteger(entry) && entry > 0) return new Array<number>(layers).fill(entry);
-  if (Array.isArray(entry) && entry.length === layers && entry.every((x) => typeof x === 'number' && Number.isInteger(x) && x > 0)) {
-    return entry as number[];
-  }
-  return fail(`${what} must be a positive integer or a list of ${layers} positive integers, found ${JSON.stringify(entry)}`);
+  const ok = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+  if (ok(entry)) return new Array<number>(layers).fill(entry as number);
+  if (Array.isArray(entry) && entry.length === layers && entry.every(ok)) return entry as number[];
+  return fail(`${what} must be a non-negative integer or a list of ${layers} of them, found ${JSON.stringify(entry)}`);
 }
 
 export function planUnet(cfg: UnetConfig): UnetPlan {

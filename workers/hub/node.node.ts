@@ -6,6 +6,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { EngineError } from '../protocol';
 import { ensureModel, type EnsureModelOptions } from './ensure';
+import { FileLocks } from './file-locks.node.js';
 import { createFsStore } from './fs-store.node.js';
 import { modelFilesFromMap } from './model-files';
 import type { ModelFiles } from './types';
@@ -19,7 +20,8 @@ export interface EnsureModelNodeOptions extends Omit<EnsureModelOptions, 'store'
 /** Download (resumably, verified) into the cache folder, or use it; returns Blob-backed files. */
 export function ensureModelNode(opts: EnsureModelNodeOptions = {}): Promise<ModelFiles> {
   const store = createFsStore({ dir: opts.cacheDir, chunkSize: opts.chunkSize });
-  return ensureModel({ ...opts, store });
+  // One downloader per model and per file across processes sharing the cache folder.
+  return ensureModel({ locks: new FileLocks(join(store.dir, 'locks')), ...opts, store });
 }
 
 /** A diffusers folder on disk as ModelFiles (files opened lazily with fs.openAsBlob). */

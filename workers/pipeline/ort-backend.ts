@@ -11,7 +11,8 @@ import type { BuiltGraph, ExternalRef } from '../model/graph';
 import type { ByteSource } from '../model/safetensors';
 import type { Backend, BackendKind, SessionOptions } from './backend';
 
-type OrtModule = typeof Ort;
+/** onnxruntime-web's module (any of its builds: they share this API). */
+export type OrtModule = typeof Ort;
 
 /** Remembers the Blob behind each ByteSource so sessions get Blob slices instead of copies. */
 export class BlobRegistry {

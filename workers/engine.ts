@@ -1,0 +1,242 @@
+/**
+ * The engine behind the worker's message loop: capabilities, model files (hub cache or a picked
+ * folder), the SDXL pipeline on WebGPU, PNG results. One model is loaded at a time.
+ */
+import type { CreateEngine, Engine, GenerateContext, LoadContext, TaskContext } from './engine-types';
+import { deleteCachedModel, listCachedModels } from './hub/ensure';
+import { browserStore, openModel } from './hub/open';
+import { toProgressEvent } from './hub/progress';
+import { DEFAULT_HUB_URL, resolveCommit, resolveUrl } from './hub/resolve';
+import type { ModelFiles } from './hub/types';
+import { formatParameters } from './pipeline/a1111';
+import { BlobRegistry, createOrtBackend, type OrtModule } from './pipeline/ort-backend';
+import { assertValidParams } from './pipeline/params';
+import { encodePng } from './pipeline/png';
+import { openSdxlModel, type SdxlModel } from './pipeline/sdxl-model';
+import { SdxlPipeline } from './pipeline/sdxl-pipeline';
+import { SdxlTokenizers } from './pipeline/tokenizer';
+import { EngineError, type Capabilities, type ImageResult, type ModelSource, type Precision } from './protocol';
+import { probeCapabilities } from './runtime/capabilities';
+import { configureOrt, ort } from './runtime/ort';
+
+interface Loaded {
+  key: string;
+  model: SdxlModel;
+  pipeline: SdxlPipeline;
+  precision: Precision;
+  /** Shapes already warmed up ("compiling shaders" done). */
+  warm: Set<string>;
+}
+
+const now = () => performance.now() / 1000;
+
+function sourceKey(m: ModelSource, variant: string | undefined, precision: Precision): string {
+  return [m.hubUrl ?? DEFAULT_HUB_URL, m.repo, m.revision ?? 'main', variant ?? '', precision, m.localFiles ? 'local' : 'hub'].join('|');
+}
+
+export function createEngine(): Engine {
+  const store = browserStore();
+  let caps: Capabilities | undefined;
+  let loaded: Loaded | undefined;
+  let loading: Promise<Loaded> | undefined;
+  const tokenizerCache = new Map<string, Promise<SdxlTokenizers>>();
+
+  async function capabilities(): Promise<Capabilities> {
+    if (!caps) {
+      // the adapter object itself stays here: Capabilities is posted to the page
+      const { adapter: _adapter, ...plain } = await probeCapabilities();
+      caps = plain;
+    }
+    return caps;
+  }
+
+  /** fp16 needs shader-f16; without it the fp32 weight files and fp32 compute are used. */
+  async function choosePrecision(requested: Precision | undefined): Promise<{ precision: Precision; variant?: string }> {
+    const c = await capabilities();
+    if (!c.webgpu) throw new EngineError('webgpu-unavailable', c.problem ?? 'WebGPU is not available in this browser.');
+    const precision: Precision = requested ?? (c.shaderF16 ? 'fp16' : 'fp32');
+    if (precision === 'fp16' && !c.shaderF16) {
+      throw new EngineError('shader-f16-missing', `${c.adapterName ?? 'This GPU'} has no shader-f16 support; choose fp32 (a larger download).`);
+    }
+    return { precision, variant: precision === 'fp16' ? 'fp16' : undefined };
+  }
+
+  async function modelFiles(m: ModelSource, variant: string | undefined, ctx: TaskContext & { files?: File[] }): Promise<ModelFiles> {
+    if (m.localFiles && !ctx.files?.length) throw new EngineError('bad-input', 'Pick the model folder again: its files are not available to the engine.');
+    return openModel({ ...m, variant }, m.localFiles ? ctx.files : undefined, {
+      store,
+      signal: ctx.signal,
+      onProgress: (p) => {
+        const { type: _t, id: _i, ...update } = toProgressEvent('', p);
+        ctx.onProgress(update);
+      },
+    });
+  }
+
+  async function load(m: ModelSource, requested: Precision | undefined, ctx: LoadContext): Promise<Loaded> {
+    const { precision, variant } = await choosePrecision(requested);
+    const key = sourceKey(m, variant, precision);
+    if (loaded?.key === key) return loaded;
+    if (loading) {
+      const l = await loading.catch(() => undefined);
+      if (l?.key === key) return l;
+    }
+    loading = (async () => {
+      if (loaded) {
+        await loaded.pipeline.release();
+        loaded = undefined;
+      }
+      const files = await modelFiles(m, variant, ctx);
+      const t0 = now();
+      ctx.onProgress({ phase: 'build', message: 'Reading the model', done: 0, total: 1, elapsed: 0 });
+      const blobs = new BlobRegistry();
+      const model = await openSdxlModel(files, blobs);
+      const pipeline = new SdxlPipeline(model, createOrtBackend(ort as unknown as OrtModule, 'webgpu', blobs), {
+        precision,
+        maxBindingBytes: caps?.maxStorageBufferBindingSize,
+      });
+      ctx.onProgress({ phase: 'build', message: 'Model ready', done: 1, total: 1, elapsed: now() - t0 });
+      return { key, model, pipeline, precision, warm: new Set<string>() };
+    })();
+    try {
+      loaded = await loading;
+      return loaded;
+    } finally {
+      loading = undefined;
+    }
+  }
+
+  /** Creates the sessions of one shape and runs them once, so shaders compile before step 1. */
+  async function warmUp(l: Loaded, width: number, height: number, cfg: boolean, ctx: TaskContext): Promise<void> {
+    const shape = `${width}x${height}:${cfg}`;
+    if (l.warm.has(shape)) return;
+    const t0 = now();
+    ctx.onProgress({ phase: 'compile', message: 'Compiling shaders', done: 0, total: 2, elapsed: 0 });
+    await l.pipeline.prepare(1, width, height, cfg);
+    ctx.onProgress({ phase: 'compile', message: 'Compiling shaders', done: 1, total: 2, elapsed: now() - t0 });
+    await l.pipeline.generate({
+      prompts: [''], numImagesPerPrompt: 1, steps: 1, guidance: cfg ? 2 : 1, scheduler: 'euler', width, height, seed: 0, signal: ctx.signal,
+    });
+    ctx.onProgress({ phase: 'compile', message: 'Shaders ready', done: 2, total: 2, elapsed: now() - t0 });
+    l.warm.add(shape);
+  }
+
+  async function tokenizers(m: ModelSource): Promise<SdxlTokenizers> {
+    if (loaded && loaded.key.startsWith([m.hubUrl ?? DEFAULT_HUB_URL, m.repo].join('|'))) return loaded.model.tokenizers;
+    const id = `${m.hubUrl ?? DEFAULT_HUB_URL}|${m.repo}|${m.revision ?? 'main'}`;
+    let t = tokenizerCache.get(id);
+    if (!t) {
+      // Only the four small tokenizer files per tokenizer, straight from the hub (the weights may not be cached yet).
+      t = (async () => {
+        const hubUrl = m.hubUrl ?? DEFAULT_HUB_URL;
+        const commit = await resolveCommit(m.repo, m.revision ?? 'main', { hubUrl });
+        const get = async (path: string, optional = false): Promise<string | undefined> => {
+          const res = await fetch(resolveUrl(hubUrl, m.repo, commit, path));
+          if (res.ok) return res.text();
+          if (optional && res.status === 404) return undefined;
+          throw new EngineError('network', `Could not fetch ${path} of ${m.repo}: HTTP ${res.status}`);
+        };
+        const files = async (dir: string) => ({
+          vocab: (await get(`${dir}/vocab.json`))!,
+          merges: (await get(`${dir}/merges.txt`))!,
+          tokenizerConfig: (await get(`${dir}/tokenizer_config.json`, true)) ?? {},
+          specialTokensMap: await get(`${dir}/special_tokens_map.json`, true),
+        });
+        return SdxlTokenizers.fromFiles(await files('tokenizer'), await files('tokenizer_2'));
+      })();
+      t.catch(() => tokenizerCache.delete(id));
+      tokenizerCache.set(id, t);
+    }
+    return t;
+  }
+
+  return {
+    async probe({ ortWasmBase }) {
+      configureOrt(ortWasmBase ? { wasmPaths: ortWasmBase } : {});
+      caps = undefined;
+      return capabilities();
+    },
+
+    async load(model, precision, ctx) {
+      await load(model, precision, ctx);
+    },
+
+    async generate(params, ctx: GenerateContext) {
+      assertValidParams(params);
+      const l = await load(params.model, params.precision, ctx);
+      const cfg = params.guidance > 1;
+      await warmUp(l, params.width, params.height, cfg, ctx);
+      const images: ImageResult[] = [];
+      const timings: Record<string, number> = {};
+      let readbacks = 0;
+      const truncated = { prompt: 0, negativePrompt: 0 };
+      const negativePrompt = params.negativePrompt === '' ? undefined : params.negativePrompt;
+      for (let k = 0; k < params.numImages; k++) {
+        const seed = (params.seed + k) % 2 ** 32;
+        const r = await l.pipeline.generate({
+          prompts: [params.prompt],
+          negativePrompts: negativePrompt === undefined ? undefined : [negativePrompt],
+          numImagesPerPrompt: 1,
+          steps: params.steps,
+          guidance: params.guidance,
+          scheduler: params.scheduler,
+          timestepSpacing: params.timestepSpacing,
+          width: params.width,
+          height: params.height,
+          originalSize: params.originalSize,
+          cropTopLeft: params.cropTopLeft,
+          targetSize: params.targetSize,
+          seed,
+          previewEvery: params.previewEvery,
+          signal: ctx.signal,
+          onPhase: (phase, message) => {
+            if (phase !== 'denoise') ctx.onProgress({ phase, message, done: 0, total: 1, elapsed: 0, image: k });
+          },
+          onStep: (s) => {
+            const left = (params.numImages - k) * s.total - s.step;
+            ctx.onProgress({
+              phase: 'denoise',
+              message: params.numImages > 1 ? `Image ${k + 1} of ${params.numImages}: step ${s.step} of ${s.total}` : `Step ${s.step} of ${s.total}`,
+              done: s.step,
+              total: s.total,
+              elapsed: s.elapsed,
+              rate: s.rate,
+              eta: s.rate > 0 ? left / s.rate : undefined,
+              image: k,
+            });
+          },
+          onPreview: (p) => ctx.onPreview({ step: p.step, width: p.width, height: p.height, rgba: p.rgba }),
+        });
+        const t0 = now();
+        ctx.onProgress({ phase: 'png', message: 'Saving the PNG', done: 0, total: 1, elapsed: 0, image: k });
+        const img = r.images[0]!;
+        const parameters = formatParameters({ ...params, negativePrompt }, seed);
+        const png = await encodePng(img.rgba, img.width, img.height, { text: { parameters } });
+        images.push({ png: new Blob([png as Uint8Array<ArrayBuffer>], { type: 'image/png' }), width: img.width, height: img.height, seed, parameters });
+        r.timings['png'] = now() - t0;
+        for (const [name, v] of Object.entries(r.timings)) timings[name] = (timings[name] ?? 0) + v;
+        readbacks += r.readbacks;
+        truncated.prompt = Math.max(truncated.prompt, r.truncated.prompt);
+        truncated.negativePrompt = Math.max(truncated.negativePrompt, r.truncated.negativePrompt);
+      }
+      return { images, stats: { timings, readbacks, truncatedTokens: truncated, backend: 'webgpu', precision: l.precision } };
+    },
+
+    async tokenize(model, prompt) {
+      const t = await tokenizers(model);
+      return { count: t.countTokens(prompt), limit: t.limit };
+    },
+
+    listCache: () => listCachedModels(store),
+
+    async deleteCache(repo, commit) {
+      if (loaded?.model.files.repo === repo && (!commit || loaded.model.files.commit === commit)) {
+        await loaded.pipeline.release();
+        loaded = undefined;
+      }
+      await deleteCachedModel(store, { repo, commit });
+    },
+  };
+}
+
+export const create: CreateEngine = createEngine;

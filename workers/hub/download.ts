@@ -228,7 +228,9 @@ async function fetchInto(task: DownloadTask, rec: PartialRecord, opts: DownloadF
     headers.range = `bytes=${rec.done}-`;
     if (isStrongEtag(rec.etag)) headers['if-range'] = rec.etag;
   }
-  const res = await f(url, { headers, signal: opts.signal });
+  // no-store: the browser's HTTP cache would keep a second copy of every weight file (the hub's answers are
+  // `immutable`) and would answer ranges itself; the cache in IndexedDB is the only copy.
+  const res = await f(url, { headers, signal: opts.signal, cache: 'no-store' });
   if (res.status !== 200 && res.status !== 206) {
     await res.body?.cancel().catch(() => {});
     throw statusError(res, url);

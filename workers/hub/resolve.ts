@@ -68,7 +68,7 @@ export async function hubGet(url: string, opts: HubRequestOptions, what: string)
   const f = opts.fetch ?? fetch;
   for (let attempt = 0; ; attempt++) {
     try {
-      const res = await f(url, { headers: authHeaders(opts.token), signal: opts.signal });
+      const res = await f(url, { headers: authHeaders(opts.token), signal: opts.signal, cache: 'no-store' });
       if (!res.ok) {
         await res.body?.cancel().catch(() => {});
         throw statusError(res, url);

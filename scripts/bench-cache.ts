@@ -1,14 +1,16 @@
 /**
- * npm run bench:cache -- [--bytes N] [--chunk-mib N] [--dir DIR] [--idb-bytes N] [--out FILE]
+ * npm run bench:cache -- [--bytes N] [--chunk-mib N] [--dir DIR] [--idb-bytes N] [--chromium-bytes N] [--no-chromium] [--out FILE]
  *
  * Write and read throughput (MB/s, 1 MB = 1e6 bytes) of the model cache stores for a synthetic file:
  * - the Node filesystem store (default 1 GB, 32 MiB chunks, fdatasync per chunk, read back via fs.openAsBlob),
  * - the IndexedDB store on fake-indexeddb (in-memory: a code-path figure, not a browser figure),
  * - hash-wasm sha256 (the verification cost per byte downloaded).
- * Chromium's IndexedDB figure comes from the page calling `benchIdb(bytes)` (workers/hub/bench.ts).
+ * - Chromium's IndexedDB (headless Debian Chromium, a page calling `benchIdb(bytes)` from workers/hub/bench.ts;
+ *   default 1 GB; `--no-chromium` skips it).
  */
 import 'fake-indexeddb/auto';
 import { createSHA256 } from 'hash-wasm';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +26,8 @@ const { values } = parseArgs({
     'chunk-mib': { type: 'string', default: '32' },
     dir: { type: 'string' },
     out: { type: 'string' },
+    'chromium-bytes': { type: 'string', default: String(1e9) },
+    'no-chromium': { type: 'boolean', default: false },
   },
 });
 const bytes = Number(values.bytes);
@@ -61,6 +65,13 @@ hasher.digest();
 const hashMBps = hashBytes / 1e6 / ((performance.now() - t0) / 1000);
 console.log(`sha256 (hash-wasm) ${hashMBps.toFixed(0)} MB/s`);
 results.sha256MBps = hashMBps;
+
+if (!values['no-chromium'] && existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium')) {
+  const { runHubBrowserCheck } = await import('./hub-browser-check');
+  const r = (await runHubBrowserCheck({ benchBytes: Number(values['chromium-bytes']), checks: false })).benchIdb as BenchResult;
+  console.log(fmt(r), '[Chromium IndexedDB, headless]');
+  results.chromiumIdb = r;
+}
 
 if (values.out) {
   await writeFile(values.out, JSON.stringify(results, null, 2));

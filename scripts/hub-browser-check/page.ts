@@ -21,8 +21,12 @@ interface Stats {
   requests: Array<{ path?: string; status: number; range?: string; ifRange?: string; bytes: number; fault?: string }>;
 }
 
-async function hubCheck(hub: string, benchBytes: number) {
+async function hubCheck(hub: string, benchBytes: number, checks = true) {
   const out: Record<string, unknown> = { userAgent: navigator.userAgent, webLocks: !!navigator.locks };
+  if (!checks) {
+    out.benchIdb = await benchIdb(benchBytes);
+    return out;
+  }
   const retry = { retries: 4, baseDelayMs: 5, maxDelayMs: 20 };
   const base = (store: IdbBlobStore, extra: Partial<EnsureModelOptions> = {}): EnsureModelOptions => ({ store, repo: REPO, hubUrl: hub, retry, ...extra });
   const expected = new Map((await resolveRepo({ hubUrl: hub, repo: REPO, retry })).files.map((f) => [f.path, f]));

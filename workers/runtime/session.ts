@@ -98,10 +98,12 @@ export async function createSession(graph: BuiltGraph, opts: SessionOptions): Pr
 
   let session: OrtSession;
   let cpuNodes: string[] = [];
+  let verbose = false;
   try {
     if (placement === 'report') {
       const r = await createLogged(graph.model, await base({}));
       session = r.session;
+      verbose = true;
       cpuNodes = r.placement.cpuNodes;
       if (!r.placement.seen) throw new EngineError('internal', `${name}: ORT printed no node-placement report; cannot check for CPU fallback`);
     } else if (placement === 'strict' && !(opts.allowCpu?.length)) {
@@ -116,6 +118,7 @@ export async function createSession(graph: BuiltGraph, opts: SessionOptions): Pr
     } else if (placement === 'strict') {
       const r = await createLogged(graph.model, await base({}));
       session = r.session;
+      verbose = true;
       cpuNodes = r.placement.cpuNodes;
       const bad = cpuNodes.filter((n) => !opts.allowCpu!.some((re) => re.test(n)));
       if (!r.placement.seen || bad.length) {
@@ -129,7 +132,7 @@ export async function createSession(graph: BuiltGraph, opts: SessionOptions): Pr
     throw toEngineError(e, `Creating the ${name} session on ${opts.backend}`);
   }
   const createMs = performance.now() - t0;
-  return wrapSession(name, opts.backend, session, graph, cpuNodes, createMs);
+  return wrapSession(name, opts.backend, session, graph, cpuNodes, createMs, verbose);
 }
 
 function cpuFallbackMessage(name: string, p: Placement): string {
@@ -167,7 +170,23 @@ async function createLogged(model: Uint8Array, options: ort.InferenceSession.Ses
   return p;
 }
 
-function wrapSession(name: string, backend: Backend, session: OrtSession, graph: BuiltGraph, cpuNodes: string[], createMs: number): EngineSession {
+/** ORT's verbose/info lines ("2026-11-25 20:45:44.19 [V:onnxruntime:, ...]"). */
+const CHATTY = /^\S+ \S+ \[[VI]:onnxruntime/;
+
+/**
+ * A session created with verbose logging keeps its session logger at that level and would print every
+ * kernel launch; its runs ask for warnings only and swallow the verbose/info lines that still come.
+ */
+async function quietRun(session: OrtSession, feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
+  const off = onOrtLog((line) => CHATTY.test(line.replace(/^\x1b\[[0-9;]*m/, '')));
+  try {
+    return await session.run(feeds, { logSeverityLevel: 2 });
+  } finally {
+    off();
+  }
+}
+
+function wrapSession(name: string, backend: Backend, session: OrtSession, graph: BuiltGraph, cpuNodes: string[], createMs: number, verbose: boolean): EngineSession {
   const inputs = new Map(graph.inputs.map((i) => [i.name, i]));
   return {
     name, backend, session, cpuNodes, createMs,
@@ -183,7 +202,7 @@ function wrapSession(name: string, backend: Backend, session: OrtSession, graph:
       for (const k of inputs.keys()) if (!(k in feeds)) throw new EngineError('internal', `${name}: missing input "${k}"`);
       let out: Record<string, OrtTensor>;
       try {
-        out = await session.run(feeds);
+        out = verbose ? await quietRun(session, feeds) : await session.run(feeds);
       } catch (e) {
         throw toEngineError(e, `Running ${name} on ${backend}`);
       }

@@ -187,7 +187,10 @@ describe.each<StoreKind>(['fs', 'idb'])('ensureModel with the %s store', (kind) 
   });
 
   it('refuses when the quota is too small, before any byte is written', async () => {
-    const err = await ensureModel(opts({ storage: { estimate: async () => ({ quota: 3_000_000, usage: 1_000_000 }) } })).catch((e) => e);
+    let persisted = 0;
+    const storage = { estimate: async () => ({ quota: 3_000_000, usage: 1_000_000 }), persist: async () => (persisted++, true) };
+    const err = await ensureModel(opts({ storage })).catch((e) => e);
+    expect(persisted).toBe(1); // navigator.storage.persist() is asked before downloading
     expect(err).toBeInstanceOf(EngineError);
     expect(err.code).toBe('quota-exceeded');
     // tokenizer/ and tokenizer_2/ share vocab.json and merges.txt: stored once (content-addressed)

@@ -98,7 +98,8 @@ async function getJson<T>(url: string, opts: HubRequestOptions, what: string): P
 /** The commit a revision (branch, tag or commit) points to. */
 export async function resolveCommit(repo: string, revision: string, opts: HubRequestOptions): Promise<string> {
   const hubUrl = opts.hubUrl ?? DEFAULT_HUB_URL;
-  const url = hubPath(hubUrl, 'api/models', repo, 'revision', revision);
+  // one path segment even for `refs/pr/1`
+  const url = `${hubPath(hubUrl, 'api/models', repo, 'revision')}/${encodeURIComponent(revision)}`;
   const { body } = await getJson<{ sha?: string }>(url, opts, `Resolving ${repo}@${revision}`);
   if (typeof body.sha !== 'string' || !/^[0-9a-f]{40}$/.test(body.sha)) {
     throw new EngineError('network', `Resolving ${repo}@${revision}: the hub's answer has no commit sha`);

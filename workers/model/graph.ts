@@ -51,7 +51,14 @@ export interface BuiltGraph {
   externalData: ExternalRef[];
   inputs: IOInfo[];
   outputs: IOInfo[];
-  stats: { nodes: number; opCounts: Record<string, number>; params: number; weightBytes: number };
+  stats: {
+    nodes: number;
+    opCounts: Record<string, number>;
+    params: number;
+    weightBytes: number;
+    /** Largest activation (node output with a known shape): compare with the adapter's maxStorageBufferBindingSize. */
+    largest: { name: string; shape: number[]; bytes: number };
+  };
 }
 
 export interface GraphBuilderOptions {
@@ -90,6 +97,7 @@ export class GraphBuilder {
   private weightValues = new Map<string, Value>();
   private consts = new Map<string, number[]>();
   private constCache = new Map<string, Value>();
+  private largest: { name: string; shape: number[]; bytes: number } = { name: '', shape: [], bytes: 0 };
   private ins: IOInfo[] = [];
   private outs: IOInfo[] = [];
   private scopes: string[] = [];
@@ -244,6 +252,10 @@ export class GraphBuilder {
     } catch (e) {
       throw new GraphError(`${nodeName} (${type}): ${(e as Error).message}`);
     }
+    shapes.forEach((sh, i) => {
+      const bytes = sh ? sh.reduce((a, b) => a * b, 1) * dataTypeBytes(dtype) : 0;
+      if (sh && bytes > this.largest.bytes) this.largest = { name: outNames[i], shape: sh.slice(), bytes };
+    });
     return outNames.map((name, i) => ({ name, dtype, shape: shapes[i] }));
   }
 
@@ -338,7 +350,7 @@ export class GraphBuilder {
     });
     return {
       model, externalData, inputs: this.ins.slice(), outputs: this.outs.slice(),
-      stats: { nodes: this.nodes.length, opCounts, params, weightBytes },
+      stats: { nodes: this.nodes.length, opCounts, params, weightBytes, largest: { ...this.largest, shape: this.largest.shape.slice() } },
     };
   }
 }

@@ -40,7 +40,7 @@ export function linear(g: GraphBuilder, x: Value, prefix: string, opts: { bias?:
 }
 
 /** torch Conv2d with explicit kernel_shape/strides/dilations/pads (the JSEP build needs all four). */
-export function conv2d(g: GraphBuilder, x: Value, prefix: string, opts: { stride?: number; padding?: number; bias?: boolean } = {}): Value {
+export function conv2d(g: GraphBuilder, x: Value, prefix: string, opts: { stride?: number; padding?: number; bias?: boolean; /** [top, left, bottom, right] */ pads?: number[] } = {}): Value {
   return g.scope(prefix, () => {
     const cin = shapeOf(x)[1];
     const ws = g.weightShape(`${prefix}.weight`);
@@ -52,7 +52,7 @@ export function conv2d(g: GraphBuilder, x: Value, prefix: string, opts: { stride
     const s = opts.stride ?? 1;
     const ph = opts.padding ?? (kh - 1) / 2, pw = opts.padding ?? (kw - 1) / 2;
     return g.op1('Conv', b === '' ? [x, w] : [x, w, b], {
-      kernel_shape: [kh, kw], strides: [s, s], dilations: [1, 1], pads: [ph, pw, ph, pw], group: 1,
+      kernel_shape: [kh, kw], strides: [s, s], dilations: [1, 1], pads: opts.pads ?? [ph, pw, ph, pw], group: 1,
     });
   });
 }

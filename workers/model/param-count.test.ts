@@ -35,7 +35,13 @@ describe('parameter counts of full-size graphs (synthesized safetensors headers)
     const weights = await synthWeights(keys, { dtype: 'F32', name: 'diffusion_pytorch_model.safetensors' });
     const t0 = performance.now();
     const g = buildVaeDecoderGraph(json<VaeConfig>('sdxl-vae.json'), weights, { batch: 1, height: 128, width: 128 });
-    console.log(`VAE 1024²: build ${(performance.now() - t0).toFixed(0)} ms, ${g.stats.nodes} nodes, Softmax ${g.stats.opCounts.Softmax}`);
+    console.log(`VAE 1024²: build ${(performance.now() - t0).toFixed(0)} ms, ${g.stats.nodes} nodes, Softmax ${g.stats.opCounts.Softmax}, largest tensor ${g.stats.largest.name} [${g.stats.largest.shape}] ${g.stats.largest.bytes / 2 ** 20} MiB`);
+    // unsplit, 256 channels x 1024² x fp32 after up_blocks.2's upsampler would be 1 GiB in one tensor;
+    // the row-banded up path keeps every tensor within the default 128 MiB binding limit
+    expect(g.stats.largest.bytes).toBeLessThanOrEqual(128 * 2 ** 20);
+    const unbanded = buildVaeDecoderGraph(json<VaeConfig>('sdxl-vae.json'), weights, { batch: 1, height: 128, width: 128, maxBindingBytes: 2 ** 31 });
+    expect(unbanded.stats.largest.bytes).toBe(256 * 1024 * 1024 * 4);
+    expect(unbanded.stats.params).toBe(49_490_199);
     expect(keys.decoder_parameters).toBe(49_490_199);
     expect(g.stats.params).toBe(49_490_199);
     expect(g.outputs[0].shape).toEqual([1, 3, 1024, 1024]);

@@ -6,7 +6,8 @@
  * Accepts the pre-rename attention names query/key/value/proj_attn (Linear or 1x1-conv shaped).
  */
 import { GraphBuilder, GraphError, type BuiltGraph, type Compute, type Value } from './graph';
-import { attention, conv2d, groupNorm, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
+import { attention, conv2d, groupNorm, reshape, shapeOf, transpose } from './ops';
+import { bandAdd, bandConv, bandGroupNorm, bandSilu, bandUpsample2x, fromBands, toBands, type Bands } from './bands';
 import type { WeightIndex } from './weights';
 
 export interface VaeConfig {
@@ -29,6 +30,10 @@ export interface VaeBuildOptions {
   height: number;
   width: number;
   compute?: Compute;
+  /**
+   * Largest single tensor (bytes, default 128 MiB): attention queries are chunked to fit, and when an
+   * up-path activation would be larger the up path runs in row bands (exact, see bands.ts).
+   */
   maxBindingBytes?: number;
   configName?: string;
 }
@@ -66,23 +71,19 @@ export function buildVaeDecoderGraph(config: VaeConfig, weights: WeightIndex, op
   x = conv2d(g, x, 'decoder.conv_in');
   const top = ch[ch.length - 1];
   if (shapeOf(x)[1] !== top) throw new GraphError(`${weights.describe()}: "decoder.conv_in.weight" gives ${shapeOf(x)[1]} channels, expected ${top} (block_out_channels[-1])`);
-  x = resnet(g, x, 'decoder.mid_block.resnets.0', top, groups);
+  x = resnet(g, [x], 'decoder.mid_block.resnets.0', top, groups)[0];
   if (config.mid_block_add_attention !== false) x = midAttention(g, x, 'decoder.mid_block.attentions.0', groups, opts.maxBindingBytes);
-  x = resnet(g, x, 'decoder.mid_block.resnets.1', top, groups);
+  x = resnet(g, [x], 'decoder.mid_block.resnets.1', top, groups)[0];
 
   const rev = [...ch].reverse();
+  let b: Bands = toBands(g, x, bandCount(rev, shapeOf(x), g.computeBytes, opts.maxBindingBytes ?? 128 * 2 ** 20));
   rev.forEach((out, i) => {
     const p = `decoder.up_blocks.${i}`;
-    for (let j = 0; j <= config.layers_per_block; j++) x = resnet(g, x, `${p}.resnets.${j}`, out, groups);
-    if (i < rev.length - 1) {
-      x = g.scope(`${p}.upsamplers.0`, () => {
-        const [, , h, w] = shapeOf(x);
-        return conv2d(g, upsampleNearest(g, x, h * 2, w * 2), `${p}.upsamplers.0.conv`);
-      });
-    }
+    for (let j = 0; j <= config.layers_per_block; j++) b = resnet(g, b, `${p}.resnets.${j}`, out, groups);
+    if (i < rev.length - 1) b = g.scope(`${p}.upsamplers.0`, () => bandConv(g, bandUpsample2x(g, b), `${p}.upsamplers.0.conv`));
   });
-  x = silu(g, groupNorm(g, x, 'decoder.conv_norm_out', groups, EPS));
-  x = conv2d(g, x, 'decoder.conv_out');
+  b = bandSilu(g, bandGroupNorm(g, b, 'decoder.conv_norm_out', groups, EPS));
+  x = fromBands(g, bandConv(g, b, 'decoder.conv_out'));
   if (config.out_channels !== undefined && shapeOf(x)[1] !== config.out_channels) {
     throw new GraphError(`${weights.describe()}: "decoder.conv_out.weight" gives ${shapeOf(x)[1]} channels, expected out_channels ${config.out_channels}`);
   }
@@ -90,15 +91,36 @@ export function buildVaeDecoderGraph(config: VaeConfig, weights: WeightIndex, op
   return g.build();
 }
 
-/** diffusers ResnetBlock2D without time embedding (eps 1e-6, output_scale_factor 1). */
-function resnet(g: GraphBuilder, x: Value, p: string, out: number, groups: number): Value {
+/**
+ * Row bands for the up path: the fewest (at most one per latent row) such that every up-path
+ * activation band, including the two halo rows a 3x3 conv reads, fits `maxBytes`; 1 when all fits.
+ */
+function bandCount(rev: number[], [b, c0, h, w]: number[], bytes: number, maxBytes: number): number {
+  // [bytes per row at that scale, scale] of the largest-channel tensor at each resolution
+  const perScale: [number, number][] = [];
+  let cin = c0, scale = 1;
+  rev.forEach((out, i) => {
+    perScale.push([b * Math.max(cin, out) * w * scale * bytes, scale]);
+    if (i < rev.length - 1) {
+      scale *= 2;
+      perScale.push([b * out * w * scale * bytes, scale]);
+    }
+    cin = out;
+  });
+  const fits = (n: number) => perScale.every(([rowBytes, s]) => rowBytes * (Math.ceil(h / n) * s + (n > 1 ? 2 : 0)) <= maxBytes);
+  for (let n = 1; n <= h; n++) if (fits(n)) return n;
+  return h;
+}
+
+/** diffusers ResnetBlock2D without time embedding (eps 1e-6, output_scale_factor 1), over row bands. */
+function resnet(g: GraphBuilder, x: Bands, p: string, out: number, groups: number): Bands {
   return g.scope(p, () => {
-    const cin = shapeOf(x)[1];
-    let h = conv2d(g, silu(g, groupNorm(g, x, `${p}.norm1`, groups, EPS)), `${p}.conv1`);
-    if (shapeOf(h)[1] !== out) throw new GraphError(`${g.weights.describe()}: "${p}.conv1.weight" gives ${shapeOf(h)[1]} channels, expected ${out}`);
-    h = conv2d(g, silu(g, groupNorm(g, h, `${p}.norm2`, groups, EPS)), `${p}.conv2`);
-    const skip = cin === out ? x : conv2d(g, x, `${p}.conv_shortcut`);
-    return g.op1('Add', [skip, h]);
+    const cin = shapeOf(x[0])[1];
+    let h = bandConv(g, bandSilu(g, bandGroupNorm(g, x, `${p}.norm1`, groups, EPS)), `${p}.conv1`);
+    if (shapeOf(h[0])[1] !== out) throw new GraphError(`${g.weights.describe()}: "${p}.conv1.weight" gives ${shapeOf(h[0])[1]} channels, expected ${out}`);
+    h = bandConv(g, bandSilu(g, bandGroupNorm(g, h, `${p}.norm2`, groups, EPS)), `${p}.conv2`);
+    const skip = cin === out ? x : x.map((v) => conv2d(g, v, `${p}.conv_shortcut`));
+    return bandAdd(g, skip, h);
   });
 }
 

@@ -106,7 +106,11 @@ export async function ensureModel(opts: EnsureModelOptions): Promise<ModelFiles>
   try {
     if (opts.offline) throw new EngineError('network', `offline mode: the hub was not contacted`);
     const hub = { hubUrl, token: opts.token, fetch: opts.fetch, signal, retry: opts.retry };
-    const commit = await resolveCommit(repo, revision, hub);
+    // With a complete cached copy of this revision, do not wait long for an unreachable hub.
+    const prev = await store.getRef(rid);
+    const fallback = prev ? await cachedFor(store, manifestId(hubUrl, repo, prev, variant)) : undefined;
+    const quick = fallback ? { ...hub, retry: { ...opts.retry, retries: Math.min(1, opts.retry?.retries ?? 1) } } : hub;
+    const commit = await resolveCommit(repo, revision, quick);
     const known = await cachedFor(store, manifestId(hubUrl, repo, commit, variant));
     if (known) {
       await finish(store, known, rid, opts.keepOldRevisions);

@@ -1,11 +1,12 @@
 /**
- * npm run screenshots: PNGs of the built page at desktop (1440×900) and phone (390×844) widths into
- * docs/screenshots/. Serves dist/ with `vite preview` and test/fixtures with the mock hub itself, and drives
- * Debian's Chromium (WebGPU through SwiftShader).
+ * npm run screenshots [-- name…]: PNGs of the built page at desktop (1440×900) and phone (390×844) widths
+ * into docs/screenshots/<state>-<desktop|phone>.png. Serves dist/ with `vite preview` and test/fixtures with
+ * the mock hub itself, and drives Debian's Chromium (WebGPU through SwiftShader).
  *
- * States are a list (STATES below): add one by giving it a name and a function that brings the page there.
- * States that need the inference engine (downloading, generating, done, error) are skipped, with a note,
- * while the build has no engine (the worker then answers only `probe`).
+ * Scenarios are a list (SCENARIOS below); each brings one page through one or more states and calls
+ * `shot(state)` at each. Add a state by adding a scenario or a `shot` call. Scenarios that need the
+ * inference engine (downloading, compiling, generating, done, error) are skipped, with a note, when the
+ * build has no engine (the worker then answers only `probe`). Names given on the command line pick scenarios.
  */
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -21,6 +22,8 @@ const VIEWPORTS = {
   desktop: { width: 1440, height: 900 },
   phone: { width: 390, height: 844 },
 } as const;
+const SLOW = 300_000;
+const PROMPT = 'a koala in a eucalyptus tree, watercolor';
 
 interface Ctx {
   page: Page;
@@ -28,87 +31,123 @@ interface Ctx {
   hub: MockHub;
   /** Page URL pointing at the mock hub's tiny model. */
   tinyUrl: (extra?: string) => string;
+  /** Screenshot the page as `<state>-<viewport>.png`. */
+  shot: (state: string, opts?: { fullPage?: boolean }) => Promise<void>;
 }
 
-interface State {
+interface Scenario {
   name: string;
   needsEngine?: boolean;
   webgpu?: boolean;
   theme?: 'light' | 'dark';
-  fullPage?: boolean;
   run(ctx: Ctx): Promise<void>;
 }
 
-async function freshPage(ctx: Ctx, url: string) {
-  await ctx.page.goto(url);
-  await ctx.page.evaluate(async () => {
+async function freshPage(page: Page, url: string) {
+  await page.goto(url);
+  await page.evaluate(async () => {
     localStorage.clear();
     await new Promise<void>((res) => {
       const r = indexedDB.deleteDatabase('koala-web-gallery');
       r.onsuccess = r.onerror = r.onblocked = () => res();
     });
   });
-  await ctx.page.goto(url);
-  await expect(ctx.page.getByRole('region', { name: 'GPU check' })).not.toContainText('Checking your GPU');
+  await page.goto(url);
+  await expect(page.getByRole('region', { name: 'GPU check' })).not.toContainText('Checking your GPU');
 }
 
-async function generate(page: Page) {
-  await page.getByRole('button', { name: 'Generate' }).click();
-}
+const generate = (page: Page) => page.getByRole('button', { name: 'Generate' }).click();
 
-const STATES: State[] = [
-  { name: 'idle', run: (c) => freshPage(c, `${c.base}/`) },
-  { name: 'idle-dark', theme: 'dark', run: (c) => freshPage(c, `${c.base}/`) },
+const SCENARIOS: Scenario[] = [
+  {
+    name: 'idle',
+    async run(c) {
+      await freshPage(c.page, `${c.base}/`);
+      await c.shot('idle');
+    },
+  },
+  {
+    name: 'idle-dark',
+    theme: 'dark',
+    async run(c) {
+      await freshPage(c.page, `${c.base}/`);
+      await c.shot('idle-dark');
+    },
+  },
   {
     name: 'error-no-webgpu',
     webgpu: false,
-    run: (c) => freshPage(c, `${c.base}/`),
-  },
-  {
-    name: 'downloading',
-    needsEngine: true,
     async run(c) {
-      c.hub.setFaults([{ kind: 'slow', path: 'unet', bytesPerSec: 400_000, times: 0 }]);
-      await freshPage(c, c.tinyUrl());
-      await generate(c.page);
-      await expect(c.page.getByRole('progressbar', { name: 'Downloading' })).toBeVisible({ timeout: 60_000 });
-      await c.page.waitForTimeout(2500);
+      await freshPage(c.page, `${c.base}/`);
+      await c.shot('error-no-webgpu');
     },
   },
   {
-    name: 'generating',
+    // One page: downloading (throttled hub) -> compiling shaders -> generating (live preview) -> done.
+    name: 'generation',
     needsEngine: true,
     async run(c) {
-      c.hub.reset();
-      await freshPage(c, c.tinyUrl('&steps=40'));
-      await generate(c.page);
-      await expect(c.page.getByRole('img', { name: 'Live preview' })).toBeVisible({ timeout: 120_000 });
-      await c.page.waitForTimeout(500);
-    },
-  },
-  {
-    name: 'done',
-    needsEngine: true,
-    fullPage: true,
-    async run(c) {
-      c.hub.reset();
-      await freshPage(c, c.tinyUrl());
-      await generate(c.page);
-      await expect(c.page.getByRole('link', { name: 'Download' })).toBeVisible({ timeout: 180_000 });
+      const { page, hub } = c;
+      hub.reset();
+      hub.setFaults([{ kind: 'slow', path: 'unet', bytesPerSec: 500_000, times: 0 }]);
+      await freshPage(page, c.tinyUrl('&steps=30&seed=2024'));
+      await generate(page);
+      await expect(page.getByRole('progressbar', { name: 'Downloading' })).toBeVisible({ timeout: 60_000 });
+      await page.waitForTimeout(1500);
+      await c.shot('downloading');
+      await expect(page.getByRole('progressbar', { name: 'Compiling shaders' })).toBeVisible({ timeout: SLOW });
+      await page.waitForTimeout(1000);
+      await c.shot('compiling');
+      await expect(page.locator('.progress-text')).toContainText(/Step (1[0-9]|2[0-9])\/30/, { timeout: SLOW });
+      await c.shot('generating');
+      await expect(page.getByRole('link', { name: 'Download' })).toBeVisible({ timeout: SLOW });
+      hub.reset();
+      // A second image so the gallery strip has company.
+      await page.getByRole('textbox', { name: 'Prompt', exact: true }).fill('a koala astronaut floating above the earth, digital art');
+      await page.getByRole('slider', { name: 'Steps' }).fill('8');
+      await generate(page);
+      await expect(page.getByRole('region', { name: 'Gallery' }).getByRole('listitem')).toHaveCount(2, { timeout: SLOW });
+      await c.shot('done', { fullPage: true });
     },
   },
   {
     name: 'error-network',
     needsEngine: true,
     async run(c) {
+      c.hub.reset();
       c.hub.setFaults([{ kind: 'status', status: 503, times: 0 }]);
-      await freshPage(c, c.tinyUrl('&model=test/tiny-koala'));
+      await freshPage(c.page, c.tinyUrl('&steps=2'));
       await generate(c.page);
-      await expect(c.page.getByRole('alert').filter({ hasText: 'Error' })).toBeVisible({ timeout: 60_000 });
+      await expect(c.page.getByRole('alert').filter({ hasText: 'Error' })).toBeVisible({ timeout: 120_000 });
+      await c.shot('error-network');
       c.hub.reset();
     },
   },
 ];
+
+/** Try a 1-step generation of the tiny model: true when the engine answers with real progress. */
+async function probeEngine(browser: Browser, base: string, hub: MockHub): Promise<boolean> {
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${base}/?hub=${encodeURIComponent(hub.url)}&model=test/tiny-sdxl&size=64x64&steps=1&seed=1`);
+    await expect(page.getByRole('region', { name: 'GPU check' })).not.toContainText('Checking your GPU');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    return await Promise.race([
+      page
+        .getByRole('alert')
+        .filter({ hasText: 'no inference engine' })
+        .waitFor({ timeout: 60_000 })
+        .then(() => false),
+      page
+        .locator('.progress-text')
+        .first()
+        .waitFor({ timeout: 60_000 })
+        .then(() => true),
+    ]).catch(() => false);
+  } finally {
+    await page.close();
+  }
+}
 
 async function main() {
   await mkdir(OUT, { recursive: true });
@@ -119,28 +158,32 @@ async function main() {
     webgpu: await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, ...WEBGPU] }),
     plain: await chromium.launch({ executablePath: CHROMIUM, args: ARGS }),
   };
-  const withEngine = await probeEngine(browsers.webgpu, base, hub);
-  if (!withEngine) console.log('engine not wired in this build: skipping downloading/generating/done/error-network');
   const only = process.argv.slice(2);
+  const picked = SCENARIOS.filter((s) => !only.length || only.includes(s.name));
+  const withEngine = picked.some((s) => s.needsEngine) ? await probeEngine(browsers.webgpu, base, hub) : false;
+  if (!withEngine && picked.some((s) => s.needsEngine)) {
+    console.log('engine not wired in this build: skipping the generation and error-network scenarios');
+  }
   const written: string[] = [];
   try {
-    for (const state of STATES) {
-      if (only.length && !only.includes(state.name)) continue;
-      if (state.needsEngine && !withEngine) continue;
+    for (const scenario of picked) {
+      if (scenario.needsEngine && !withEngine) continue;
       for (const [vpName, viewport] of Object.entries(VIEWPORTS)) {
-        const browser = state.webgpu === false ? browsers.plain : browsers.webgpu;
-        const context = await browser.newContext({ viewport, colorScheme: state.theme ?? 'light', deviceScaleFactor: 1 });
+        const browser = scenario.webgpu === false ? browsers.plain : browsers.webgpu;
+        const context = await browser.newContext({ viewport, colorScheme: scenario.theme ?? 'light', deviceScaleFactor: 1 });
         const page = await context.newPage();
         const tinyUrl = (extra = '') =>
-          `${base}/?hub=${encodeURIComponent(hub.url)}&model=test/tiny-sdxl&size=64x64&steps=4&prompt=${encodeURIComponent('a koala in a eucalyptus tree, watercolor')}${extra}`;
-        try {
-          await state.run({ page, base, hub, tinyUrl });
-          const file = resolve(OUT, `${state.name}-${vpName}.png`);
-          await page.screenshot({ path: file, fullPage: state.fullPage ?? vpName === 'phone' });
+          `${base}/?hub=${encodeURIComponent(hub.url)}&model=test/tiny-sdxl&size=64x64&steps=4&prompt=${encodeURIComponent(PROMPT)}${extra}`;
+        const shot = async (state: string, opts: { fullPage?: boolean } = {}) => {
+          const file = resolve(OUT, `${state}-${vpName}.png`);
+          await page.screenshot({ path: file, fullPage: opts.fullPage ?? vpName === 'phone' });
           written.push(file);
           console.log(`wrote ${file}`);
+        };
+        try {
+          await scenario.run({ page, base, hub, tinyUrl, shot });
         } catch (err) {
-          console.error(`state ${state.name} (${vpName}) failed: ${(err as Error).message}`);
+          console.error(`scenario ${scenario.name} (${vpName}) failed: ${(err as Error).message}`);
           process.exitCode = 1;
         } finally {
           await context.close();
@@ -154,31 +197,6 @@ async function main() {
     await new Promise<void>((res) => server.httpServer.close(() => res()));
   }
   console.log(`${written.length} screenshots in ${OUT}`);
-}
-
-/** Try a 1-step generation of the tiny model: true when the engine answers with progress or a result. */
-async function probeEngine(browser: Browser, base: string, hub: MockHub): Promise<boolean> {
-  const page = await browser.newPage();
-  try {
-    await page.goto(`${base}/?hub=${encodeURIComponent(hub.url)}&model=test/tiny-sdxl&size=64x64&steps=1&seed=1`);
-    await expect(page.getByRole('region', { name: 'GPU check' })).not.toContainText('Checking your GPU');
-    await page.getByRole('button', { name: 'Generate' }).click();
-    const outcome = await Promise.race([
-      page
-        .getByRole('alert')
-        .filter({ hasText: 'no inference engine' })
-        .waitFor({ timeout: 60_000 })
-        .then(() => false),
-      page
-        .locator('.progress-text')
-        .first()
-        .waitFor({ timeout: 60_000 })
-        .then(() => true),
-    ]).catch(() => false);
-    return outcome;
-  } finally {
-    await page.close();
-  }
 }
 
 await main();

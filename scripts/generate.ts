@@ -12,6 +12,7 @@ import type { ModelFiles } from '../workers/hub/types';
 import { bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
 import { formatParameters } from '../workers/pipeline/a1111';
 import { BlobRegistry, createOrtBackend } from '../workers/pipeline/ort-backend';
+import { assertValidParams } from '../workers/pipeline/params';
 import { encodePng } from '../workers/pipeline/png';
 import { randomSeed } from '../workers/pipeline/rng';
 import { openSdxlModel } from '../workers/pipeline/sdxl-model';
@@ -85,6 +86,24 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     stepNoise = [...t.entries()].sort(([a], [b]) => Number(a.split('.')[1]) - Number(b.split('.')[1])).map(([, v]) => v);
     if (!stepNoise.length) throw new EngineError('bad-input', `${o.stepNoise}: no tensors named step_noise.00, step_noise.01, …`);
   }
+  const paramsFor = (promptIndex: number, seed: number): GenerateParams => ({
+    model: { repo: model.name, variant: o.variant },
+    prompt: o.prompts[promptIndex]!,
+    negativePrompt: o.negativePrompts?.[promptIndex],
+    steps,
+    guidance: o.guidance ?? 7.5,
+    scheduler: o.scheduler ?? 'euler',
+    timestepSpacing: o.timestepSpacing,
+    width,
+    height,
+    originalSize: o.originalSize,
+    cropTopLeft: o.cropTopLeft,
+    targetSize: o.targetSize,
+    seed,
+    numImages: o.numImages,
+  });
+  // the page's rules (workers/pipeline/params.ts), so CLI and page accept the same values
+  assertValidParams(paramsFor(0, seed), { sizeMultiple: model.vaeScale });
   const t0 = Date.now();
   try {
     const result = await pipeline.generate({
@@ -112,23 +131,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     await mkdir(dirname(resolve(o.out)), { recursive: true });
     for (const [k, img] of result.images.entries()) {
       const promptIndex = Math.floor(k / o.numImages);
-      const params: GenerateParams = {
-        model: { repo: model.name, variant: o.variant },
-        prompt: o.prompts[promptIndex]!,
-        negativePrompt: o.negativePrompts?.[promptIndex],
-        steps,
-        guidance: o.guidance ?? 7.5,
-        scheduler: o.scheduler ?? 'euler',
-        timestepSpacing: o.timestepSpacing,
-        width,
-        height,
-        originalSize: o.originalSize,
-        cropTopLeft: o.cropTopLeft,
-        targetSize: o.targetSize,
-        seed,
-        numImages: o.numImages,
-      };
-      const png = await encodePng(img.rgba, img.width, img.height, { text: { parameters: formatParameters(params, img.seed) } });
+      const png = await encodePng(img.rgba, img.width, img.height, { text: { parameters: formatParameters(paramsFor(promptIndex, seed), img.seed) } });
       const path = outPath(o.out, k, result.images.length);
       await writeFile(path, png);
       io.log(`wrote ${path} (seed ${img.seed})`);

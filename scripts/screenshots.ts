@@ -172,8 +172,11 @@ async function main() {
         const browser = scenario.webgpu === false ? browsers.plain : browsers.webgpu;
         const context = await browser.newContext({ viewport, colorScheme: scenario.theme ?? 'light', deviceScaleFactor: 1 });
         const page = await context.newPage();
-        const tinyUrl = (extra = '') =>
-          `${base}/?hub=${encodeURIComponent(hub.url)}&model=test/tiny-sdxl&size=64x64&steps=4&prompt=${encodeURIComponent(PROMPT)}${extra}`;
+        const tinyUrl = (extra = '') => {
+          const q = new URLSearchParams({ hub: hub.url, model: 'test/tiny-sdxl', size: '64x64', steps: '4', prompt: PROMPT });
+          for (const [k, v] of new URLSearchParams(extra)) q.set(k, v);
+          return `${base}/?${q}`;
+        };
         const shot = async (state: string, opts: { fullPage?: boolean } = {}) => {
           const file = resolve(OUT, `${state}-${vpName}.png`);
           await page.screenshot({ path: file, fullPage: opts.fullPage ?? vpName === 'phone' });

@@ -66,13 +66,14 @@ export function assess(caps: Capabilities | null, model: ModelEntry, width: numb
       suggestedSize: fit ? [fit.width, fit.height] : undefined,
     };
   }
-  const size = downloadBytes !== null ? formatBytes(downloadBytes) : 'an unknown amount';
+  const size = downloadBytes !== null ? formatBytes(downloadBytes) : null;
   if (!caps.shaderF16 && model.family !== 'demo') {
     const fp16 = model.download ? ` instead of ${formatBytes(model.download.fp16)}` : '';
+    const download = size ? `a ${size} download${fp16}` : 'the larger fp32 weight files';
     return {
       level: 'warn',
       title: 'No shader-f16: using fp32 weights',
-      detail: `This GPU adapter lacks the WebGPU "shader-f16" feature, so the model runs in fp32: a ${size} download${fp16} and about twice the GPU memory.`,
+      detail: `This GPU adapter lacks the WebGPU "shader-f16" feature, so the model runs in fp32: ${download} and about twice the GPU memory.`,
       precision,
       downloadBytes,
     };
@@ -80,7 +81,7 @@ export function assess(caps: Capabilities | null, model: ModelEntry, width: numb
   return {
     level: 'ok',
     title: 'Ready',
-    detail: `${precision} on ${caps.adapterName ?? 'your GPU'}; first run downloads ${size} (cached afterwards).`,
+    detail: `${precision} on ${caps.adapterName ?? 'your GPU'}; the first run downloads ${size ?? 'the model'} (cached afterwards).`,
     precision,
     downloadBytes,
   };

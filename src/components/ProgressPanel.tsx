@@ -30,6 +30,8 @@ export function progressText(p: ProgressEvent): string {
   return parts.join(' · ');
 }
 
+const MAX_FILES = 5;
+
 export function ProgressPanel({ progress, queued }: { progress: ProgressEvent | null; queued: number | null }) {
   if (queued !== null && !progress) {
     return (
@@ -50,7 +52,14 @@ export function ProgressPanel({ progress, queued }: { progress: ProgressEvent | 
   const text = progressText(progress);
   const max = Math.max(1, progress.total);
   const now = Math.min(progress.done, max);
-  const files = progress.phase === 'download' ? (progress.files ?? []) : [];
+  const all = progress.phase === 'download' ? (progress.files ?? []) : [];
+  // Files being fetched first, then the waiting ones; finished files only counted.
+  const finished = all.filter((f) => f.bytesTotal > 0 && f.bytesDone >= f.bytesTotal).length;
+  const open = all
+    .filter((f) => !(f.bytesTotal > 0 && f.bytesDone >= f.bytesTotal))
+    .sort((a, b) => Number(b.bytesDone > 0) - Number(a.bytesDone > 0));
+  const files = open.slice(0, MAX_FILES);
+  const hidden = open.length - files.length;
   return (
     <div className="progress">
       <p className="phase">
@@ -60,6 +69,11 @@ export function ProgressPanel({ progress, queued }: { progress: ProgressEvent | 
       <p className="progress-text" aria-live="polite">
         {text}
       </p>
+      {all.length > 0 && (
+        <p className="muted small">
+          {finished} of {all.length} files done{hidden > 0 ? ` · ${hidden} more waiting` : ''}
+        </p>
+      )}
       {files.length > 0 && (
         <ul className="files">
           {files.map((f) => (

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseGenerateArgs, UsageError } from './generate-args.ts';
+import { parseGenerateArgs, UsageError } from './generate-args';
 
 const base = ['--model', 'dir', '--prompt', 'a cat'];
 

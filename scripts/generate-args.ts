@@ -3,7 +3,7 @@
  * tested; every problem becomes a UsageError (exit code 2 in the CLI).
  */
 import { parseArgs } from 'node:util';
-import type { Precision, SchedulerName, TimestepSpacing } from '../workers/protocol.ts';
+import type { Precision, SchedulerName, TimestepSpacing } from '../workers/protocol';
 
 export class UsageError extends Error {}
 

@@ -37,7 +37,8 @@ async function openModelFiles(o: GenerateOptions, io: GenerateIo): Promise<Model
   return ensureModelNode({
     repo: o.model,
     revision: o.revision,
-    variant: o.variant,
+    // like diffusers: no --variant means the plain (fp32) weight files
+    variant: o.variant ?? null,
     hubUrl: o.hubUrl,
     cacheDir: o.cacheDir,
     onProgress(p) {

@@ -2,7 +2,7 @@
  * The engine behind the worker's message loop: capabilities, model files (hub cache or a picked
  * folder), the SDXL pipeline on WebGPU, PNG results. One model is loaded at a time.
  */
-import type { CreateEngine, Engine, GenerateContext, LoadContext, TaskContext } from './engine-types';
+import type { Engine, GenerateContext, LoadContext, TaskContext } from './engine-types';
 import { deleteCachedModel, listCachedModels } from './hub/ensure';
 import { browserStore, openModel } from './hub/open';
 import { toProgressEvent } from './hub/progress';
@@ -239,4 +239,3 @@ export function createEngine(): Engine {
   };
 }
 
-export const create: CreateEngine = createEngine;

@@ -176,7 +176,7 @@ export function App() {
     const started = performance.now();
     const canvas = canvasRef.current;
     if (canvas) {
-      canvas.style.aspectRatio = `${used.width} / ${used.height}`;
+      canvas.style.setProperty('--ratio', String(used.width / used.height));
     }
     if (window.matchMedia?.('(max-width: 860px)').matches) {
       document.querySelector('.main')?.scrollIntoView({ behavior: 'smooth', block: 'start' });

@@ -10,8 +10,9 @@
  */
 import { defineConfig } from '@playwright/test';
 
-export const PAGE_PORT = 4173;
-export const HUB_PORT = 8123;
+/** Override with KOALA_E2E_PORT / KOALA_E2E_HUB_PORT when another run holds the defaults. */
+export const PAGE_PORT = Number(process.env.KOALA_E2E_PORT ?? 4173);
+export const HUB_PORT = Number(process.env.KOALA_E2E_HUB_PORT ?? 8123);
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const COMMON_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-dev-shm-usage'];
 export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];

@@ -13,7 +13,7 @@ import { pngTextChunks } from './png';
 test.skip(!existsSync('workers/engine.ts'), 'workers/engine.ts is not wired into this build yet');
 
 const PROMPT = 'a koala in a eucalyptus tree, watercolor';
-const BASE = 'http://127.0.0.1:4173';
+const BASE = `http://127.0.0.1:${process.env.KOALA_E2E_PORT ?? 4173}`;
 const url = (extra = '') => `?hub=${encodeURIComponent(HUB)}&model=${TINY}&size=64x64&prompt=${encodeURIComponent(PROMPT)}${extra}`;
 const SLOW = 300_000;
 

@@ -1,6 +1,6 @@
 import { expect, type Page } from '@playwright/test';
 
-export const HUB = 'http://127.0.0.1:8123';
+export const HUB = `http://127.0.0.1:${process.env.KOALA_E2E_HUB_PORT ?? 8123}`;
 export const TINY = 'test/tiny-sdxl';
 
 /** Collect CSP violations and uncaught page errors so a test can assert there were none. */

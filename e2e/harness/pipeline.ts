@@ -1,0 +1,95 @@
+/**
+ * Browser side: the real SdxlPipeline (workers/pipeline/sdxl-pipeline.ts) on onnxruntime-web's WebGPU EP,
+ * fp32, with a fixture repo fetched from the mock hub. Used by the e2e pipeline assertion and by
+ * e2e/bench-browser.ts.
+ */
+import { modelFilesFromMap } from '../../workers/hub/model-files';
+import { BlobRegistry, createOrtBackend, type OrtModule } from '../../workers/pipeline/ort-backend';
+import { encodePng } from '../../workers/pipeline/png';
+import { openSdxlModel } from '../../workers/pipeline/sdxl-model';
+import { SdxlPipeline } from '../../workers/pipeline/sdxl-pipeline';
+import { ort } from '../../workers/runtime/ort';
+import { fetchRepoFiles } from './hub-files';
+
+export interface PipelineRunOptions {
+  hub: string;
+  repo: string;
+  width: number;
+  height: number;
+  steps: number;
+  guidance: number;
+  runs: number;
+  prompt?: string;
+  negativePrompt?: string;
+  /** Ask for a latent preview every N steps (each one is a GPU->CPU read). */
+  previewEvery?: number;
+}
+
+export interface PipelineRun {
+  /** Seconds per phase, PipelineResult.timings (encode, build, step1..N, denoise, decode, total) plus png; total includes png. */
+  timings: Record<string, number>;
+  readbacks: number;
+  /** Steps at which a preview arrived. */
+  previews: number[];
+  /** Mean of the image's RGB bytes (a sanity figure: the image is not blank or NaN). */
+  meanRgb: number;
+  pngBytes: number;
+}
+
+export interface PipelineBench {
+  adapter: string;
+  backend: 'webgpu';
+  precision: 'fp32';
+  /** Seconds: fetching the repo and opening it (configs, tokenizers, safetensors headers). */
+  openSeconds: number;
+  /** Seconds: building every graph and creating every session (SdxlPipeline.prepare). */
+  prepareSeconds: number;
+  runs: PipelineRun[];
+}
+
+async function adapterName(): Promise<string> {
+  const a = await navigator.gpu?.requestAdapter();
+  if (!a) return 'none';
+  const i = a.info;
+  return [i.vendor, i.architecture, i.description].filter(Boolean).join(' / ') || 'unknown adapter';
+}
+
+export async function runPipeline(o: PipelineRunOptions): Promise<PipelineBench> {
+  const now = () => performance.now() / 1000;
+  const t0 = now();
+  const blobs = new BlobRegistry();
+  const model = await openSdxlModel(await modelFilesFromMap(o.repo, await fetchRepoFiles(o.hub, o.repo)), blobs);
+  const openSeconds = now() - t0;
+  const backend = createOrtBackend(ort as unknown as OrtModule, 'webgpu', blobs);
+  const pipe = new SdxlPipeline(model, backend, { precision: 'fp32' });
+  const runs: PipelineRun[] = [];
+  let prepareSeconds = 0;
+  try {
+    const t1 = now();
+    await pipe.prepare(1, o.width, o.height, o.guidance > 1);
+    prepareSeconds = now() - t1;
+    for (let r = 0; r < o.runs; r++) {
+      const previews: number[] = [];
+      const res = await pipe.generate({
+        prompts: [o.prompt ?? 'a koala bear eating eucalyptus leaves, watercolor'],
+        negativePrompts: o.negativePrompt === undefined ? undefined : [o.negativePrompt],
+        numImagesPerPrompt: 1, steps: o.steps, guidance: o.guidance, scheduler: 'euler',
+        width: o.width, height: o.height, seed: r,
+        previewEvery: o.previewEvery, onPreview: o.previewEvery ? (p) => previews.push(p.step) : undefined,
+      });
+      const img = res.images[0]!;
+      const tp = now();
+      const png = await encodePng(img.rgba, img.width, img.height, { text: { parameters: 'bench' } });
+      const pngSeconds = now() - tp;
+      let sum = 0;
+      for (let p = 0; p < img.width * img.height; p++) sum += img.rgba[p * 4]! + img.rgba[p * 4 + 1]! + img.rgba[p * 4 + 2]!;
+      runs.push({
+        timings: { ...res.timings, png: pngSeconds, total: (res.timings['total'] ?? 0) + pngSeconds },
+        readbacks: res.readbacks, previews, meanRgb: sum / (3 * img.width * img.height), pngBytes: png.byteLength,
+      });
+    }
+  } finally {
+    await pipe.release();
+  }
+  return { adapter: await adapterName(), backend: 'webgpu', precision: 'fp32', openSeconds, prepareSeconds, runs };
+}

@@ -1,3 +1,4 @@
+import { useEffect, useState } from 'react';
 import type { Phase, ProgressEvent } from '../../workers/protocol';
 import { formatBytes, formatDuration, formatRate } from '../format';
 
@@ -13,7 +14,7 @@ export const PHASE_LABEL: Record<Phase, string> = {
 };
 
 /** "Step 3/25 · 1.20 it/s · ETA 18 s", "1.2 GB of 3.5 GB · 25 MB/s · ETA 1 min 30 s", … */
-export function progressText(p: ProgressEvent): string {
+export function progressText(p: ProgressEvent, sinceEvent = 0): string {
   const parts: string[] = [];
   if (p.phase === 'download') {
     parts.push(`${formatBytes(p.done)} of ${formatBytes(p.total)}`);
@@ -26,13 +27,29 @@ export function progressText(p: ProgressEvent): string {
     parts.push(`${p.done}/${p.total}`);
   }
   if (p.eta !== undefined && Number.isFinite(p.eta)) parts.push(`ETA ${formatDuration(p.eta)}`);
-  else parts.push(`${formatDuration(p.elapsed)} elapsed`);
+  else parts.push(`${formatDuration(p.elapsed + sinceEvent)} elapsed`);
   return parts.join(' · ');
 }
 
 const MAX_FILES = 5;
 
+/** Seconds since `progress` last changed, ticking once a second (long phases send few events). */
+function useSinceEvent(progress: ProgressEvent | null): number {
+  const [received, setReceived] = useState(() => performance.now());
+  const [now, setNow] = useState(() => performance.now());
+  useEffect(() => {
+    const t = performance.now();
+    setReceived(t);
+    setNow(t);
+    if (!progress) return;
+    const timer = setInterval(() => setNow(performance.now()), 1000);
+    return () => clearInterval(timer);
+  }, [progress]);
+  return Math.max(0, (now - received) / 1000);
+}
+
 export function ProgressPanel({ progress, queued }: { progress: ProgressEvent | null; queued: number | null }) {
+  const sinceEvent = useSinceEvent(progress);
   if (queued !== null && !progress) {
     return (
       <div className="progress" role="status">
@@ -49,7 +66,7 @@ export function ProgressPanel({ progress, queued }: { progress: ProgressEvent | 
     );
   }
   const label = PHASE_LABEL[progress.phase] ?? progress.phase;
-  const text = progressText(progress);
+  const text = progressText(progress, sinceEvent);
   const max = Math.max(1, progress.total);
   const now = Math.min(progress.done, max);
   const all = progress.phase === 'download' ? (progress.files ?? []) : [];
@@ -63,7 +80,7 @@ export function ProgressPanel({ progress, queued }: { progress: ProgressEvent | 
   return (
     <div className="progress">
       <p className="phase">
-        <strong>{label}</strong> <span className="muted">{progress.message}</span>
+        <strong>{label}</strong> {progress.message !== label && <span className="muted">{progress.message}</span>}
       </p>
       <progress aria-label={label} aria-valuenow={now} aria-valuemin={0} aria-valuemax={max} aria-valuetext={text} value={now} max={max} />
       <p className="progress-text" aria-live="polite">

@@ -3,7 +3,7 @@
  * on the tiny KOALA fixture, through the e2e harness (e2e/harness/: the project's pipeline bundled with
  * esbuild, injected into a document on the `vite preview` origin). Called by `scripts/bench-pipeline.ts --browser`.
  *
- * Servers: reuses a preview server already listening on 127.0.0.1:4173 (else spawns
+ * Servers: reuses a preview server already listening on 127.0.0.1:4173 (KOALA_E2E_PORT overrides) (else spawns
  * `npx vite preview --mode test --port 4173 --strictPort --host 127.0.0.1`, which needs a prior
  * `npx vite build --mode test`, and stops it afterwards). The fixtures are served by a private in-process mock
  * hub on a free port (a shared hub on :8123 may carry another test's injected faults).
@@ -15,10 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startMockHub } from '../scripts/mock-hub/server';
 import type { PipelineBench } from './harness/pipeline';
-import { callHarness, HARNESS_URL, openHarness, PAGE_ORIGIN } from './harness/page';
+import { callHarness, HARNESS_PATH, openHarness, PAGE_ORIGIN } from './harness/page';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const HARNESS_URL = new URL(HARNESS_PATH, PAGE_ORIGIN).href;
 const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking', '--disable-component-update'];
 
 export interface BenchBrowserOptions {
@@ -47,7 +48,7 @@ async function ensurePreview(): Promise<() => void> {
   if (!existsSync(resolve(ROOT, 'dist/index.html'))) {
     throw new Error(`benchBrowser: nothing serves ${PAGE_ORIGIN} and dist/ has no build; run \`npx vite build --mode test\` first`);
   }
-  const child: ChildProcess = spawn('npx', ['vite', 'preview', '--mode', 'test', '--port', '4173', '--strictPort', '--host', '127.0.0.1'], {
+  const child: ChildProcess = spawn('npx', ['vite', 'preview', '--mode', 'test', '--port', new URL(PAGE_ORIGIN).port, '--strictPort', '--host', '127.0.0.1'], {
     cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], detached: true,
   });
   let stderr = '';

@@ -44,7 +44,7 @@ test.beforeAll(async ({ browser }) => {
   page.on('response', (r) => {
     if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) errors.push(`HTTP ${r.status()} ${r.url()}`);
   });
-  await openHarness(page, errors);
+  await openHarness(page, errors, test.info().project.use.baseURL);
   expect(await page.evaluate(async () => !!(await navigator.gpu?.requestAdapter())), 'a WebGPU adapter (SwiftShader)').toBe(true);
 });
 
@@ -60,7 +60,7 @@ for (const repo of FIXTURES) {
     const checks = await callHarness(page, 'checkFixtureGraphs', hub.url, repo);
     console.log(`${repo}: ${checks.length} sessions in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     for (const c of checks) {
-      const errs = c.outputs.map((o) => `${o.case}.${o.output} ${o.maxAbsErr.toExponential(2)}`).join(', ');
+      const errs = c.outputs.map((o) => `${o.case}.${o.output} ${o.maxAbsErr.toExponential(2)} (max|ref| ${o.maxAbsRef.toPrecision(3)})`).join(', ');
       console.log(`  ${c.graph} ${c.inputs.join(' ')}: create ${c.createMs.toFixed(0)} ms, run ${c.runMs.toFixed(0)} ms; CPU nodes ${JSON.stringify(c.cpuNodes)}; max abs err ${errs}`);
     }
     expect(new Set(checks.map((c) => c.graph))).toEqual(new Set(['text_encoder', 'text_encoder_2', 'unet', 'vae']));

@@ -8,10 +8,10 @@ import { build } from 'esbuild';
 import type { Page } from 'playwright-core';
 import type { KoalaHarness } from './entry';
 
-export const PAGE_ORIGIN = 'http://127.0.0.1:4173';
-export const HUB_ORIGIN = 'http://127.0.0.1:8123';
-/** A plain file on the preview origin (no CSP) that hosts the injected harness. */
-export const HARNESS_URL = `${PAGE_ORIGIN}/ort/ort-wasm-simd-threaded.asyncify.mjs`;
+/** The preview server's default origin (playwright.config.ts: KOALA_E2E_PORT overrides the port). */
+export const PAGE_ORIGIN = `http://127.0.0.1:${process.env.KOALA_E2E_PORT ?? 4173}`;
+/** A plain file the preview server serves (no CSP) that hosts the injected harness. */
+export const HARNESS_PATH = '/ort/ort-wasm-simd-threaded.asyncify.mjs';
 
 let bundled: Promise<string> | undefined;
 
@@ -37,11 +37,12 @@ export function harnessBundle(): Promise<string> {
  * page, and Chromium's Local Network Access checks would then block its fetches to the mock hub), injects
  * the harness module and waits until `window.__koalaHarness` exists. Collects page errors into `errors`.
  */
-export async function openHarness(page: Page, errors: string[] = []): Promise<void> {
+export async function openHarness(page: Page, errors: string[] = [], origin = PAGE_ORIGIN): Promise<void> {
   const js = await harnessBundle();
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  const res = await page.goto(HARNESS_URL);
-  if (!res?.ok()) throw new Error(`${HARNESS_URL}: HTTP ${res?.status()} (is \`vite preview --mode test\` serving a build of this project?)`);
+  const url = new URL(HARNESS_PATH, origin).href;
+  const res = await page.goto(url);
+  if (!res?.ok()) throw new Error(`${url}: HTTP ${res?.status()} (is \`vite preview --mode test\` serving a build of this project?)`);
   await page.addScriptTag({ type: 'module', content: js });
   await page.waitForFunction(() => '__koalaHarness' in globalThis, undefined, { timeout: 60_000 });
 }

@@ -171,14 +171,14 @@ async function createLogged(model: Uint8Array, options: ort.InferenceSession.Ses
 }
 
 /** ORT's verbose/info lines ("2026-11-25 20:45:44.19 [V:onnxruntime:, ...]"). */
-const CHATTY = /^\S+ \S+ \[[VI]:onnxruntime/;
+const CHATTY = /^\S*\d{4}-\d\d-\d\d \S+ \[[VI]:onnxruntime/;
 
 /**
  * A session created with verbose logging keeps its session logger at that level and would print every
  * kernel launch; its runs ask for warnings only and swallow the verbose/info lines that still come.
  */
 async function quietRun(session: OrtSession, feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
-  const off = onOrtLog((line) => CHATTY.test(line.replace(/^\x1b\[[0-9;]*m/, '')));
+  const off = onOrtLog((line) => CHATTY.test(line)); // (a colour escape may precede the date)
   try {
     return await session.run(feeds, { logSeverityLevel: 2 });
   } finally {

@@ -107,7 +107,7 @@ const SCENARIOS: Scenario[] = [
       await page.getByRole('slider', { name: 'Steps' }).fill('8');
       await generate(page);
       await expect(page.getByRole('region', { name: 'Gallery' }).getByRole('listitem')).toHaveCount(2, { timeout: SLOW });
-      await c.shot('done', { fullPage: true });
+      await c.shot('done');
     },
   },
   {
@@ -179,7 +179,10 @@ async function main() {
         };
         const shot = async (state: string, opts: { fullPage?: boolean } = {}) => {
           const file = resolve(OUT, `${state}-${vpName}.png`);
-          await page.screenshot({ path: file, fullPage: opts.fullPage ?? vpName === 'phone' });
+          // Phone: the whole page, unless the page scrolled itself (generation scrolls to the stage):
+          // then what the user sees, since a full-page capture would paint the sticky header mid-page.
+          const scrolled = await page.evaluate(() => window.scrollY > 0);
+          await page.screenshot({ path: file, fullPage: opts.fullPage ?? (vpName === 'phone' && !scrolled) });
           written.push(file);
           console.log(`wrote ${file}`);
         };

@@ -151,7 +151,7 @@ test.describe('downloads and hub errors', () => {
     await hub('__faults', [{ kind: 'status', status: 503, times: 0 }]);
     await openFresh(page, url('&steps=2'));
     await page.getByRole('button', { name: 'Generate' }).click();
-    await expect(page.getByRole('alert').filter({ hasText: 'Error: network' })).toBeVisible({ timeout: 60_000 });
+    await expect(page.getByRole('alert').filter({ hasText: 'Could not reach the model hub (network)' })).toBeVisible({ timeout: 60_000 });
     await expect(page.getByRole('button', { name: 'Generate' })).toBeEnabled();
   });
 });

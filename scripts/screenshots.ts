@@ -118,7 +118,7 @@ const SCENARIOS: Scenario[] = [
       c.hub.setFaults([{ kind: 'status', status: 503, times: 0 }]);
       await freshPage(c.page, c.tinyUrl('&steps=2'));
       await generate(c.page);
-      await expect(c.page.getByRole('alert').filter({ hasText: 'Error' })).toBeVisible({ timeout: 120_000 });
+      await expect(c.page.getByRole('alert').filter({ hasText: 'Could not reach the model hub' })).toBeVisible({ timeout: 120_000 });
       await c.shot('error-network');
       c.hub.reset();
     },

@@ -58,6 +58,20 @@ function onEngineRestart(listener: (info: RestartInfo) => void): () => void {
   return () => restartListeners.delete(listener);
 }
 
+const ERROR_TITLES: Record<string, string> = {
+  'webgpu-unavailable': 'WebGPU is not available',
+  'shader-f16-missing': 'This GPU cannot run fp16',
+  'limits-too-low': 'GPU limits too low',
+  'quota-exceeded': 'Not enough browser storage',
+  network: 'Could not reach the model hub',
+  integrity: 'A downloaded file was damaged',
+  'device-lost': 'The GPU was reset',
+  'out-of-memory': 'Out of memory',
+  'bad-input': 'These settings cannot be used',
+  internal: 'The engine failed',
+  'worker-crashed': 'The engine crashed',
+};
+
 interface Failure {
   code: string;
   message: string;
@@ -335,7 +349,9 @@ export function App() {
         )}
         {failure && (
           <div className={`failure ${failure.code === 'cancelled' ? 'muted-box' : ''}`} role="alert">
-            <strong>{failure.code === 'cancelled' ? 'Cancelled' : `Error: ${failure.code}`}</strong>
+            <strong>
+              {failure.code === 'cancelled' ? 'Cancelled' : `${ERROR_TITLES[failure.code] ?? 'Something went wrong'} (${failure.code})`}
+            </strong>
             {failure.code !== 'cancelled' && <p>{failure.message}</p>}
           </div>
         )}

@@ -9,7 +9,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Page } from '@playwright/test';
-import { preview, type PreviewServer } from 'vite';
+import { preview, type Plugin, type PreviewServer } from 'vite';
 import { startMockHub, type MockHub, type RequestLog } from '../scripts/mock-hub/server';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..');
@@ -25,6 +25,11 @@ export const VAE = 'vae/diffusion_pytorch_model';
 
 export interface Servers {
   hub: MockHub;
+  /**
+   * When set, the page server serves the engine worker's script with a prologue that makes
+   * `navigator.storage.estimate()` in the worker report this quota (usage stays the real one).
+   */
+  workerQuota?: number;
   /** Folder served by the hub: `<root>/test/<name>` is repo `test/<name>`. */
   root: string;
   pageUrl: string;
@@ -90,15 +95,37 @@ export async function startServers(): Promise<Servers> {
   const hub = await startMockHub({ root, host: '127.0.0.1', port: 0 });
   // The built page (`vite build --mode test`) on its own port; no demo hub child process.
   process.env.KOALA_DEMO_HUB = '0';
+  const out: Partial<Servers> = {};
+  const capQuota: Plugin = {
+    name: 'e2e:worker-quota',
+    configurePreviewServer(s) {
+      s.middlewares.use((req, res, next) => {
+        const m = /^\/assets\/(engine\.worker-[\w-]+\.js)$/.exec((req.url ?? '').split('?')[0]!);
+        if (!m || out.workerQuota === undefined) return next();
+        void readFile(join(REPO_ROOT, 'dist/assets', m[1]!), 'utf8').then((code) => {
+          const prologue =
+            `{const e=StorageManager.prototype.estimate;` +
+            `StorageManager.prototype.estimate=async function(){return {...(await e.call(this)),quota:${out.workerQuota}};};}\n`;
+          res.setHeader('Content-Type', 'text/javascript');
+          res.setHeader('Cache-Control', 'no-store');
+          res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+          res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+          res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+          res.end(prologue + code);
+        }, next);
+      });
+    },
+  };
   const server: PreviewServer = await preview({
     root: REPO_ROOT,
     mode: 'test',
     logLevel: 'warn',
+    plugins: [capQuota],
     preview: { host: '127.0.0.1', port: 4190, strictPort: false },
   });
   const pageUrl = (server.resolvedUrls?.local[0] ?? '').replace(/\/$/, '');
   if (!pageUrl) throw new Error('vite preview did not report its URL');
-  return {
+  return Object.assign(out, {
     hub,
     root,
     pageUrl,
@@ -107,7 +134,7 @@ export async function startServers(): Promise<Servers> {
       await hub.close();
       await rm(root, { recursive: true, force: true });
     },
-  };
+  });
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -139,7 +166,10 @@ export function bytesServed(hub: MockHub, path: string, since = 0): number {
 }
 
 export function weightBytesServed(hub: MockHub, since = 0): number {
-  return hub.requests.slice(since).filter((r) => r.path?.endsWith('.safetensors')).reduce((n, r) => n + r.bytes, 0);
+  return hub.requests
+    .slice(since)
+    .filter((r) => r.path?.endsWith('.safetensors'))
+    .reduce((n, r) => n + r.bytes, 0);
 }
 
 /** Requests end (and are logged) when the socket closes: wait until the log holds `n` for `path`. */
@@ -156,7 +186,14 @@ export async function waitForRequests(hub: MockHub, path: string, n: number, sin
 export interface HubDb {
   partial: Record<string, { done: number; size: number; chunkSize: number; etag?: string }>;
   complete: Record<string, { size: number; chunks: number; sha256?: string }>;
-  manifests: Array<{ id: string; repo: string; commit: string; revision: string; complete: boolean; files: Array<{ path: string; key: string; size: number }> }>;
+  manifests: Array<{
+    id: string;
+    repo: string;
+    commit: string;
+    revision: string;
+    complete: boolean;
+    files: Array<{ path: string; key: string; size: number }>;
+  }>;
   refs: Array<{ id: string; commit: string }>;
   /** Chunk key (`<file key>#<index>`) -> Blob size. */
   chunks: Record<string, number>;
@@ -179,7 +216,8 @@ export function readHubDb(page: Page, name = 'koala-web-hub'): Promise<HubDb> {
         const os = conn.transaction(store).objectStore(store);
         const [ks, vs] = await Promise.all(
           [os.getAllKeys(), os.getAll()].map(
-            (r) => new Promise<unknown[]>((res, rej) => ((r.onsuccess = () => res(r.result as unknown[])), (r.onerror = () => rej(r.error)))),
+            (r) =>
+              new Promise<unknown[]>((res, rej) => ((r.onsuccess = () => res(r.result as unknown[])), (r.onerror = () => rej(r.error)))),
           ),
         );
         return ks.map((k, i) => [String(k), vs[i]]);
@@ -190,8 +228,15 @@ export function readHubDb(page: Page, name = 'koala-web-hub'): Promise<HubDb> {
     const out = { partial: {}, complete: {}, manifests: [], refs: [], chunks: {} } as unknown as HubDb;
     for (const [k, v] of await dump(`${prefix}-meta`, 'meta')) {
       const rec = v as Record<string, unknown>;
-      if (k.startsWith('p:')) out.partial[k.slice(2)] = { done: rec.done as number, size: rec.size as number, chunkSize: rec.chunkSize as number, etag: rec.etag as string | undefined };
-      else if (k.startsWith('c:')) out.complete[k.slice(2)] = { size: rec.size as number, chunks: rec.chunks as number, sha256: rec.sha256 as string | undefined };
+      if (k.startsWith('p:'))
+        out.partial[k.slice(2)] = {
+          done: rec.done as number,
+          size: rec.size as number,
+          chunkSize: rec.chunkSize as number,
+          etag: rec.etag as string | undefined,
+        };
+      else if (k.startsWith('c:'))
+        out.complete[k.slice(2)] = { size: rec.size as number, chunks: rec.chunks as number, sha256: rec.sha256 as string | undefined };
       else if (k.startsWith('m:')) {
         const m = rec as unknown as HubDb['manifests'][number];
         out.manifests.push({
@@ -210,7 +255,11 @@ export function readHubDb(page: Page, name = 'koala-web-hub'): Promise<HubDb> {
 }
 
 /** sha256 (hex) and size of a stored file: its chunk Blobs in order, hashed in the page. */
-export function storedFileSha256(page: Page, key: string, name = 'koala-web-hub'): Promise<{ sha256: string; size: number; chunks: number[] }> {
+export function storedFileSha256(
+  page: Page,
+  key: string,
+  name = 'koala-web-hub',
+): Promise<{ sha256: string; size: number; chunks: number[] }> {
   return page.evaluate(
     async ([prefix, fileKey]) => {
       const conn = await new Promise<IDBDatabase>((res, rej) => {
@@ -229,7 +278,11 @@ export function storedFileSha256(page: Page, key: string, name = 'koala-web-hub'
         });
         const all = new Blob(blobs);
         const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await all.arrayBuffer()));
-        return { sha256: [...digest].map((b) => b.toString(16).padStart(2, '0')).join(''), size: all.size, chunks: blobs.map((b) => b.size) };
+        return {
+          sha256: [...digest].map((b) => b.toString(16).padStart(2, '0')).join(''),
+          size: all.size,
+          chunks: blobs.map((b) => b.size),
+        };
       } finally {
         conn.close();
       }
@@ -267,7 +320,9 @@ export async function waitForDb(page: Page, check: (db: HubDb) => boolean, what:
     last = await readHubDb(page);
     if (check(last)) return last;
     if (Date.now() - t0 > timeoutMs) {
-      throw new Error(`timed out waiting for ${what}; IndexedDB: ${JSON.stringify({ ...last, manifests: last.manifests.map((m) => ({ ...m, files: m.files.length })) })}`);
+      throw new Error(
+        `timed out waiting for ${what}; IndexedDB: ${JSON.stringify({ ...last, manifests: last.manifests.map((m) => ({ ...m, files: m.files.length })) })}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

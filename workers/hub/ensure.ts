@@ -116,7 +116,7 @@ export async function ensureModel(opts: EnsureModelOptions): Promise<ModelFiles>
       await finish(store, known, rid, opts.keepOldRevisions);
       return cachedModelFiles(store, known);
     }
-    resolved = await resolveRepo({ ...hub, repo, revision, variant, commit });
+    resolved = await resolveRepo({ ...hub, repo, revision, variant: variant ?? null, commit }) // null = the fp32 files (undefined would mean the default, fp16);
   } catch (err) {
     if (isAbort(err, signal)) throw cancelled('Resolving the model');
     if (!(err instanceof EngineError) || err.code !== 'network') throw err;

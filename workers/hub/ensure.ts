@@ -116,7 +116,8 @@ export async function ensureModel(opts: EnsureModelOptions): Promise<ModelFiles>
       await finish(store, known, rid, opts.keepOldRevisions);
       return cachedModelFiles(store, known);
     }
-    resolved = await resolveRepo({ ...hub, repo, revision, variant: variant ?? null, commit }) // null = the fp32 files (undefined would mean the default, fp16);
+    // null = the fp32 files (undefined would mean resolveRepo's default, fp16)
+    resolved = await resolveRepo({ ...hub, repo, revision, variant: variant ?? null, commit });
   } catch (err) {
     if (isAbort(err, signal)) throw cancelled('Resolving the model');
     if (!(err instanceof EngineError) || err.code !== 'network') throw err;

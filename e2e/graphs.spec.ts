@@ -60,13 +60,20 @@ for (const repo of FIXTURES) {
     const checks = await callHarness(page, 'checkFixtureGraphs', hub.url, repo);
     console.log(`${repo}: ${checks.length} sessions in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     for (const c of checks) {
-      const errs = c.outputs.map((o) => `${o.case}.${o.output} ${o.maxAbsErr.toExponential(2)} (max|ref| ${o.maxAbsRef.toPrecision(3)})`).join(', ');
-      console.log(`  ${c.graph} ${c.inputs.join(' ')}: create ${c.createMs.toFixed(0)} ms, run ${c.runMs.toFixed(0)} ms; CPU nodes ${JSON.stringify(c.cpuNodes)}; max abs err ${errs}`);
+      const errs = c.outputs
+        .map((o) => `${o.case}.${o.output} ${o.maxAbsErr.toExponential(2)} (max|ref| ${o.maxAbsRef.toPrecision(3)})`)
+        .join(', ');
+      console.log(
+        `  ${c.graph} ${c.inputs.join(' ')}: create ${c.createMs.toFixed(0)} ms, run ${c.runMs.toFixed(0)} ms; CPU nodes ${JSON.stringify(c.cpuNodes)}; max abs err ${errs}`,
+      );
     }
     expect(new Set(checks.map((c) => c.graph))).toEqual(new Set(['text_encoder', 'text_encoder_2', 'unet', 'vae']));
     for (const c of checks) {
       const allowed = ALLOWED_ON_CPU[c.graph] ?? [];
-      expect(c.cpuNodes.filter((n) => !allowed.some((r) => r.test(n))), `${c.graph} ${c.inputs}: nodes on the CPU`).toEqual([]);
+      expect(
+        c.cpuNodes.filter((n) => !allowed.some((r) => r.test(n))),
+        `${c.graph} ${c.inputs}: nodes on the CPU`,
+      ).toEqual([]);
       expect(c.outputs.length).toBeGreaterThan(0);
       for (const o of c.outputs) {
         expect(o.maxAbsRef, `${c.graph} ${o.case}.${o.golden} is a non-trivial golden`).toBeGreaterThan(0);
@@ -80,13 +87,24 @@ for (const repo of FIXTURES) {
 test('SdxlPipeline on WebGPU in Chromium reads back only the image and the previews', async () => {
   test.setTimeout(600_000);
   const r = await callHarness(page, 'runPipeline', {
-    hub: hub.url, repo: 'test/tiny-koala', width: 48, height: 64, steps: 10, guidance: 3.5, runs: 1,
-    negativePrompt: 'worst quality, low quality', previewEvery: 4,
+    hub: hub.url,
+    repo: 'test/tiny-koala',
+    width: 48,
+    height: 64,
+    steps: 10,
+    guidance: 3.5,
+    runs: 1,
+    negativePrompt: 'worst quality, low quality',
+    previewEvery: 4,
   });
   const run = r.runs[0]!;
-  console.log(`pipeline on ${r.adapter}: prepare ${r.prepareSeconds.toFixed(2)} s, readbacks ${run.readbacks}, previews at ${run.previews}, timings ${JSON.stringify(run.timings)}`);
+  console.log(
+    `pipeline on ${r.adapter}: prepare ${r.prepareSeconds.toFixed(2)} s, readbacks ${run.readbacks}, previews at ${run.previews}, timings ${JSON.stringify(run.timings)}`,
+  );
   expect(r.adapter).toMatch(/swiftshader/i);
   expect(run.previews).toEqual([4, 8]);
+  // one read for the decoded image, one per preview, nothing per step
+  expect(run.readbacks).toBeGreaterThanOrEqual(1);
   expect(run.readbacks).toBeLessThanOrEqual(1 + run.previews.length);
   expect(run.meanRgb).toBeGreaterThan(0);
   expect(run.meanRgb).toBeLessThan(255);

@@ -8,7 +8,7 @@ import { BlobRegistry, createOrtBackend, type OrtModule } from '../../workers/pi
 import { encodePng } from '../../workers/pipeline/png';
 import { openSdxlModel } from '../../workers/pipeline/sdxl-model';
 import { SdxlPipeline } from '../../workers/pipeline/sdxl-pipeline';
-import { ort } from '../../workers/runtime/ort';
+import { ort, ortDevice } from '../../workers/runtime/ort';
 import { fetchRepoFiles } from './hub-files';
 
 export interface PipelineRunOptions {
@@ -26,7 +26,12 @@ export interface PipelineRunOptions {
 }
 
 export interface PipelineRun {
-  /** Seconds per phase, PipelineResult.timings (encode, build, step1..N, denoise, decode, total) plus png; total includes png. */
+  /**
+   * Seconds per phase, PipelineResult.timings (encode, build, step1..N, denoise, decode, total) plus png; total
+   * includes png. Those are CPU-side: a step's time is its submission (nothing waits for the GPU until a
+   * preview or the decoded image is read back). Added from the GPUDevice's queue: gpu_stepN (seconds between the
+   * GPU finishing step N-1's and step N's work) and gpu_denoise (denoise start to the GPU finishing the last step).
+   */
   timings: Record<string, number>;
   readbacks: number;
   /** Steps at which a preview arrived. */
@@ -68,14 +73,27 @@ export async function runPipeline(o: PipelineRunOptions): Promise<PipelineBench>
     const t1 = now();
     await pipe.prepare(1, o.width, o.height, o.guidance > 1);
     prepareSeconds = now() - t1;
+    const device = await ortDevice().catch(() => undefined);
     for (let r = 0; r < o.runs; r++) {
       const previews: number[] = [];
+      const gpuDone: Promise<[number, number]>[] = [];
+      let tDenoise = 0;
       const res = await pipe.generate({
+        onPhase: (phase) => {
+          if (phase === 'denoise') tDenoise = now();
+        },
+        onStep: device?.queue ? (st) => gpuDone.push(device.queue.onSubmittedWorkDone().then(() => [st.step, now()])) : undefined,
         prompts: [o.prompt ?? 'a koala bear eating eucalyptus leaves, watercolor'],
         negativePrompts: o.negativePrompt === undefined ? undefined : [o.negativePrompt],
-        numImagesPerPrompt: 1, steps: o.steps, guidance: o.guidance, scheduler: 'euler',
-        width: o.width, height: o.height, seed: r,
-        previewEvery: o.previewEvery, onPreview: o.previewEvery ? (p) => previews.push(p.step) : undefined,
+        numImagesPerPrompt: 1,
+        steps: o.steps,
+        guidance: o.guidance,
+        scheduler: 'euler',
+        width: o.width,
+        height: o.height,
+        seed: r,
+        previewEvery: o.previewEvery,
+        onPreview: o.previewEvery ? (p) => previews.push(p.step) : undefined,
       });
       const img = res.images[0]!;
       const tp = now();
@@ -83,9 +101,16 @@ export async function runPipeline(o: PipelineRunOptions): Promise<PipelineBench>
       const pngSeconds = now() - tp;
       let sum = 0;
       for (let p = 0; p < img.width * img.height; p++) sum += img.rgba[p * 4]! + img.rgba[p * 4 + 1]! + img.rgba[p * 4 + 2]!;
+      const gpu: Record<string, number> = {};
+      const done = (await Promise.all(gpuDone)).sort((a, b) => a[0] - b[0]);
+      for (const [k, [step, t]] of done.entries()) gpu[`gpu_step${step}`] = t - (k === 0 ? tDenoise : done[k - 1]![1]);
+      if (done.length && tDenoise) gpu['gpu_denoise'] = done[done.length - 1]![1] - tDenoise;
       runs.push({
-        timings: { ...res.timings, png: pngSeconds, total: (res.timings['total'] ?? 0) + pngSeconds },
-        readbacks: res.readbacks, previews, meanRgb: sum / (3 * img.width * img.height), pngBytes: png.byteLength,
+        timings: { ...res.timings, ...gpu, png: pngSeconds, total: (res.timings['total'] ?? 0) + pngSeconds },
+        readbacks: res.readbacks,
+        previews,
+        meanRgb: sum / (3 * img.width * img.height),
+        pngBytes: png.byteLength,
       });
     }
   } finally {

@@ -17,8 +17,11 @@ const FIXTURE = join(REPO_ROOT, 'test/fixtures/tiny-sdxl');
 
 /** The engine's chunk size in the browser (IdbBlobStore default). */
 export const CHUNK = 32 * 1024 * 1024;
-/** Size of the padded U-Net file of `test/big-sdxl`: one full 32 MiB chunk plus a partial one. */
-export const BIG_SIZE = 40_000_000;
+/**
+ * Size of the padded U-Net file of `test/big-sdxl`: one full 32 MiB chunk plus 10.4 MB, so at the tests'
+ * 3 MB/s a reload or cancel has about 3.5 s after the first chunk is committed before the file would finish.
+ */
+export const BIG_SIZE = 44_000_000;
 /** Path parts of the U-Net and VAE weights: the page picks the fp16 or the fp32 file (shader-f16 or not). */
 export const UNET = 'unet/diffusion_pytorch_model';
 export const VAE = 'vae/diffusion_pytorch_model';

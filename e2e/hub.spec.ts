@@ -92,7 +92,7 @@ async function expectStoredAsServed(page: Page, root: string, repo: string) {
 test('a dropped connection mid-file resumes from the last committed chunk (Range + If-Range)', async ({ page, servers }) => {
   const { hub, root } = servers;
   const repo = 'test/big-sdxl';
-  const DROP = 37_000_000; // past the first 32 MiB chunk, before the end (BIG_SIZE = 40 MB)
+  const DROP = 37_000_000; // past the first 32 MiB chunk, before the end (BIG_SIZE = 44 MB)
   hub.setFaults([{ kind: 'drop', path: UNET, afterBytes: DROP }]);
   await openFresh(page, query(hub.url, repo));
   await generate(page);
@@ -142,7 +142,7 @@ test('HTML answered with 200 where weights are expected: a clear error, nothing 
   hub.setFaults([{ kind: 'html', path: UNET, times: 0 }]);
   await openFresh(page, query(hub.url, repo));
   await generate(page);
-  const alert = page.getByRole('alert').filter({ hasText: 'Error: integrity' });
+  const alert = page.getByRole('alert').filter({ hasText: 'integrity' });
   await expect(alert).toBeVisible({ timeout: 60_000 });
   const db = await readHubDb(page);
   const path = weightPath(db, repo, UNET);
@@ -177,11 +177,11 @@ test('quota too small: refused with the numbers before a byte is written', async
   const est = await page.workers()[0]!.evaluate(() => navigator.storage.estimate());
   expect(est.quota).toBe(QUOTA);
   await generate(page);
-  const alert = page.getByRole('alert').filter({ hasText: 'Error: quota-exceeded' });
+  const alert = page.getByRole('alert').filter({ hasText: 'quota-exceeded' });
   await expect(alert).toBeVisible({ timeout: 60_000 });
   const text = (await alert.textContent()) ?? '';
   const m =
-    /test\/tiny-sdxl@[0-9a-f]{7} needs ([\d.]+) MiB more storage but only ([\d.]+) MiB is free \(quota 1\.91 MiB, used [\d.]+ KiB\)/.exec(
+    /test\/tiny-sdxl@[0-9a-f]{7} needs ([\d.]+) MiB more storage but only ([\d.]+) MiB is free \(quota 1\.91 MiB, used [\d.]+ [KM]iB\)/.exec(
       text,
     );
   expect(m, text).not.toBeNull();
@@ -205,7 +205,7 @@ async function bigUnet(page: Page, root: string, repo: string) {
 test('a reload mid-download resumes from the committed chunk instead of restarting', async ({ page, servers }) => {
   const { hub, root } = servers;
   const repo = 'test/big-sdxl';
-  hub.setFaults([{ kind: 'slow', path: UNET, bytesPerSec: 4_000_000 }]);
+  hub.setFaults([{ kind: 'slow', path: UNET, bytesPerSec: 3_000_000 }]);
   await openFresh(page, query(hub.url, repo));
   await generate(page);
   const { path, key, sha256 } = await bigUnet(page, root, repo);
@@ -225,7 +225,7 @@ test('a reload mid-download resumes from the committed chunk instead of restarti
   await waitForDb(page, isComplete(repo), 'the model to be complete');
   await cancel(page);
   // (the first request's count can reach the whole file: the mock hub counts what it wrote, and at this rate
-  // the rest of the file is written in < 2 s, before the reload has closed the socket)
+  // the rest of the file is written in about 3.5 s, possibly before the reload has closed the socket)
   expect(fileRequests(hub, path)[0]!.bytes).toBeGreaterThanOrEqual(CHUNK);
   const resumed = await waitForRequests(hub, path, 1, mark);
   expect(resumed.map((r) => ({ status: r.status, range: r.range, ifRange: r.ifRange, bytes: r.bytes }))).toEqual([
@@ -239,7 +239,7 @@ test('a reload mid-download resumes from the committed chunk instead of restarti
 test('cancel during a download keeps the finished chunks and files; the next run fetches only the rest', async ({ page, servers }) => {
   const { hub, root } = servers;
   const repo = 'test/big-sdxl';
-  hub.setFaults([{ kind: 'slow', path: UNET, bytesPerSec: 4_000_000 }]);
+  hub.setFaults([{ kind: 'slow', path: UNET, bytesPerSec: 3_000_000 }]);
   await openFresh(page, query(hub.url, repo));
   await generate(page);
   const { path, key } = await bigUnet(page, root, repo);

@@ -87,6 +87,7 @@ export function createEngine(): Engine {
         loaded = undefined;
       }
       const files = await modelFiles(m, variant, ctx);
+      if (ctx.signal.aborted) throw new EngineError('cancelled', 'Cancelled.');
       const t0 = now();
       ctx.onProgress({ phase: 'build', message: 'Reading the model', done: 0, total: 1, elapsed: 0 });
       const blobs = new BlobRegistry();
@@ -112,7 +113,7 @@ export function createEngine(): Engine {
     if (l.warm.has(shape)) return;
     const t0 = now();
     ctx.onProgress({ phase: 'compile', message: 'Compiling shaders', done: 0, total: 2, elapsed: 0 });
-    await l.pipeline.prepare(1, width, height, cfg);
+    await l.pipeline.prepare(1, width, height, cfg, false, ctx.signal);
     ctx.onProgress({ phase: 'compile', message: 'Compiling shaders', done: 1, total: 2, elapsed: now() - t0 });
     await l.pipeline.generate({
       prompts: [''], numImagesPerPrompt: 1, steps: 1, guidance: cfg ? 2 : 1, scheduler: 'euler', width, height, seed: 0, signal: ctx.signal,

@@ -146,15 +146,21 @@ export class SdxlPipeline {
   }
 
   /** Builds and creates every session a request of this shape needs (the page's "load" phase). */
-  async prepare(batch: number, width: number, height: number, cfg: boolean, withNoise = false): Promise<void> {
+  async prepare(batch: number, width: number, height: number, cfg: boolean, withNoise = false, signal?: AbortSignal): Promise<void> {
     const { h, w } = this.latentSize(width, height);
     const n = cfg ? 2 : 1;
-    await this.textEncoder(1, batch);
-    await this.textEncoder(2, batch);
-    await this.conditioning(batch, cfg);
-    await this.unet(n * batch, h, w);
-    await this.step(batch, h, w, cfg, withNoise);
-    await this.vae(batch, h, w);
+    const steps: (() => Promise<unknown>)[] = [
+      () => this.textEncoder(1, batch),
+      () => this.textEncoder(2, batch),
+      () => this.conditioning(batch, cfg),
+      () => this.unet(n * batch, h, w),
+      () => this.step(batch, h, w, cfg, withNoise),
+      () => this.vae(batch, h, w),
+    ];
+    for (const s of steps) {
+      checkAbort(signal);
+      await s();
+    }
   }
 
   /** Releases every session. */

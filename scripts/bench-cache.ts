@@ -10,8 +10,9 @@
  */
 import 'fake-indexeddb/auto';
 import { createSHA256 } from 'hash-wasm';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -67,10 +68,13 @@ console.log(`sha256 (hash-wasm) ${hashMBps.toFixed(0)} MB/s`);
 results.sha256MBps = hashMBps;
 
 if (!values['no-chromium'] && existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium')) {
-  const { runHubBrowserCheck } = await import('./hub-browser-check');
-  const r = (await runHubBrowserCheck({ benchBytes: Number(values['chromium-bytes']), checks: false })).benchIdb as BenchResult;
-  console.log(fmt(r), '[Chromium IndexedDB, headless]');
-  results.chromiumIdb = r;
+  // Chromium's IndexedDB, in an on-disk profile (an in-memory incognito profile fails at 1 GB): bench-cache-browser.ts
+  const dir = await mkdtemp(join(tmpdir(), 'bench-idb-'));
+  const out = join(dir, 'idb.json');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'bench-cache-browser.ts'), '--bytes', String(values['chromium-bytes']), '--out', out], { stdio: 'inherit' });
+  if (r.status === 0) results.chromiumIdb = JSON.parse(await readFile(out, 'utf8'));
+  else console.log(`Chromium IndexedDB benchmark failed (exit ${r.status})`);
+  await rm(dir, { recursive: true, force: true });
 }
 
 if (values.out) {

@@ -20,7 +20,13 @@ import { callHarness, HARNESS_PATH, openHarness, PAGE_ORIGIN } from './harness/p
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const HARNESS_URL = new URL(HARNESS_PATH, PAGE_ORIGIN).href;
-const ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking', '--disable-component-update'];
+const ARGS = [
+  '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+];
 
 export interface BenchBrowserOptions {
   width: number;
@@ -48,9 +54,15 @@ async function ensurePreview(): Promise<() => void> {
   if (!existsSync(resolve(ROOT, 'dist/index.html'))) {
     throw new Error(`benchBrowser: nothing serves ${PAGE_ORIGIN} and dist/ has no build; run \`npx vite build --mode test\` first`);
   }
-  const child: ChildProcess = spawn('npx', ['vite', 'preview', '--mode', 'test', '--port', new URL(PAGE_ORIGIN).port, '--strictPort', '--host', '127.0.0.1'], {
-    cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], detached: true,
-  });
+  const child: ChildProcess = spawn(
+    'npx',
+    ['vite', 'preview', '--mode', 'test', '--port', new URL(PAGE_ORIGIN).port, '--strictPort', '--host', '127.0.0.1'],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    },
+  );
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const stop = () => {
@@ -81,7 +93,13 @@ export async function benchBrowser(o: BenchBrowserOptions): Promise<PipelineBenc
     const errors: string[] = [];
     await openHarness(page, errors);
     const res = await callHarness(page, 'runPipeline', {
-      hub: hub.url, repo: o.repo ?? 'test/tiny-koala', width: o.width, height: o.height, steps: o.steps, guidance: o.guidance, runs: o.runs,
+      hub: hub.url,
+      repo: o.repo ?? 'test/tiny-koala',
+      width: o.width,
+      height: o.height,
+      steps: o.steps,
+      guidance: o.guidance,
+      runs: o.runs,
     });
     if (errors.length) console.warn(`benchBrowser: page errors: ${errors.join('; ')}`);
     return res;

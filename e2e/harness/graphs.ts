@@ -53,9 +53,14 @@ async function runChecks(
 ): Promise<GraphCheck> {
   const s = await createSession(graph, { backend: 'webgpu', name: `${repo} ${graphName}`, placement: 'report', files });
   const check: GraphCheck = {
-    repo, graph: graphName, cases: cases.map((c) => c.prefix),
+    repo,
+    graph: graphName,
+    cases: cases.map((c) => c.prefix),
     inputs: graph.inputs.map((i) => `${i.name}[${i.shape.join(',')}]`),
-    cpuNodes: s.cpuNodes, createMs: s.createMs, runMs: 0, outputs: [],
+    cpuNodes: s.cpuNodes,
+    createMs: s.createMs,
+    runMs: 0,
+    outputs: [],
   };
   // the session keeps the verbose logger of the placement check: drop its per-kernel lines while it runs
   // (thousands of console calls per U-Net run, each one crossing to the test runner, cost more than the run)
@@ -65,10 +70,16 @@ async function runChecks(
       const feeds: Record<string, ort.Tensor> = {};
       for (const i of graph.inputs) {
         const g = await golden.tensor(`${c.prefix}.${c.feeds[i.name] ?? i.name}`);
-        if (g.data.length !== i.shape.reduce((a, b) => a * b, 1)) throw new Error(`${golden.name}: ${c.prefix}.${i.name} has shape [${g.shape}], the graph wants [${i.shape}]`);
-        feeds[i.name] = i.dtype === 'int64'
-          ? new ort.Tensor('int64', BigInt64Array.from(g.data, (x) => BigInt(Math.round(x))), i.shape)
-          : new ort.Tensor('float32', g.data, i.shape);
+        if (g.data.length !== i.shape.reduce((a, b) => a * b, 1))
+          throw new Error(`${golden.name}: ${c.prefix}.${i.name} has shape [${g.shape}], the graph wants [${i.shape}]`);
+        feeds[i.name] =
+          i.dtype === 'int64'
+            ? new ort.Tensor(
+                'int64',
+                BigInt64Array.from(g.data, (x) => BigInt(Math.round(x))),
+                i.shape,
+              )
+            : new ort.Tensor('float32', g.data, i.shape);
       }
       const t0 = performance.now();
       const out = await s.run(feeds);
@@ -99,25 +110,77 @@ export async function checkFixtureGraphs(hub: string, repo: string): Promise<Gra
   const results: GraphCheck[] = [];
   const teCases = cases.text_encoders.map((c) => `case${c.index}`);
 
-  results.push(await runChecks(repo, 'text_encoder',
-    buildClipTextGraph(model.textEncoder.config, model.textEncoder.weights, { batch: 1, compute: 'float32', withProjection: false, configName: 'text_encoder/config.json' }),
-    files, te, teCases.map((prefix) => ({ prefix, feeds: { input_ids: 'input_ids_1' }, outputs: { hidden_states_m2: 'te1_hidden_states_m2', last_hidden_state: 'te1_last_hidden_state' } }))));
-  results.push(await runChecks(repo, 'text_encoder_2',
-    buildClipTextGraph(model.textEncoder2.config, model.textEncoder2.weights, { batch: 1, compute: 'float32', withProjection: true, configName: 'text_encoder_2/config.json' }),
-    files, te, teCases.map((prefix) => ({ prefix, feeds: { input_ids: 'input_ids_2' }, outputs: { hidden_states_m2: 'te2_hidden_states_m2', last_hidden_state: 'te2_last_hidden_state', text_embeds: 'te2_text_embeds' } }))));
+  results.push(
+    await runChecks(
+      repo,
+      'text_encoder',
+      buildClipTextGraph(model.textEncoder.config, model.textEncoder.weights, {
+        batch: 1,
+        compute: 'float32',
+        withProjection: false,
+        configName: 'text_encoder/config.json',
+      }),
+      files,
+      te,
+      teCases.map((prefix) => ({
+        prefix,
+        feeds: { input_ids: 'input_ids_1' },
+        outputs: { hidden_states_m2: 'te1_hidden_states_m2', last_hidden_state: 'te1_last_hidden_state' },
+      })),
+    ),
+  );
+  results.push(
+    await runChecks(
+      repo,
+      'text_encoder_2',
+      buildClipTextGraph(model.textEncoder2.config, model.textEncoder2.weights, {
+        batch: 1,
+        compute: 'float32',
+        withProjection: true,
+        configName: 'text_encoder_2/config.json',
+      }),
+      files,
+      te,
+      teCases.map((prefix) => ({
+        prefix,
+        feeds: { input_ids: 'input_ids_2' },
+        outputs: { hidden_states_m2: 'te2_hidden_states_m2', last_hidden_state: 'te2_last_hidden_state', text_embeds: 'te2_text_embeds' },
+      })),
+    ),
+  );
 
   for (const c of cases.unet) {
     const [h, w] = c.latent_hw;
-    results.push(await runChecks(repo, 'unet',
-      buildUnetGraph(model.unet.config, model.unet.weights, { batch: c.batch, height: h, width: w, compute: 'float32' }),
-      files, un, [{ prefix: `case${c.index}`, feeds: {}, outputs: { out: 'out' } }]));
+    results.push(
+      await runChecks(
+        repo,
+        'unet',
+        buildUnetGraph(model.unet.config, model.unet.weights, { batch: c.batch, height: h, width: w, compute: 'float32' }),
+        files,
+        un,
+        [{ prefix: `case${c.index}`, feeds: {}, outputs: { out: 'out' } }],
+      ),
+    );
   }
   for (const [k, c] of cases.vae.entries()) {
     const [h, w] = c.latent_hw;
     // the second case with a tiny binding limit: chunked mid-block attention (as the Node WebGPU test)
-    results.push(await runChecks(repo, 'vae',
-      buildVaeDecoderGraph(model.vae.config, model.vae.weights, { batch: 1, height: h, width: w, compute: 'float32', maxBindingBytes: k === 1 ? 8192 : undefined }),
-      files, va, [{ prefix: `case${c.index}`, feeds: {}, outputs: { image: 'image' } }]));
+    results.push(
+      await runChecks(
+        repo,
+        'vae',
+        buildVaeDecoderGraph(model.vae.config, model.vae.weights, {
+          batch: 1,
+          height: h,
+          width: w,
+          compute: 'float32',
+          maxBindingBytes: k === 1 ? 8192 : undefined,
+        }),
+        files,
+        va,
+        [{ prefix: `case${c.index}`, feeds: {}, outputs: { image: 'image' } }],
+      ),
+    );
   }
   return results;
 }

@@ -48,7 +48,11 @@ export async function openHarness(page: Page, errors: string[] = [], origin = PA
 }
 
 /** Calls one harness function in the page (arguments and result cross as JSON). */
-export function callHarness<K extends keyof KoalaHarness>(page: Page, fn: K, ...args: Parameters<KoalaHarness[K]>): Promise<Awaited<ReturnType<KoalaHarness[K]>>> {
+export function callHarness<K extends keyof KoalaHarness>(
+  page: Page,
+  fn: K,
+  ...args: Parameters<KoalaHarness[K]>
+): Promise<Awaited<ReturnType<KoalaHarness[K]>>> {
   return page.evaluate(
     ([f, a]) => (globalThis as unknown as { __koalaHarness: Record<string, (...x: unknown[]) => unknown> }).__koalaHarness[f]!(...a),
     [fn, args] as const,

@@ -79,12 +79,15 @@ if (values.browser) {
   const b = await benchBrowser({ width, height, steps, guidance: Number(values.guidance), runs });
   out['chromium'] = b;
   console.log(`\nChromium (${b.adapter}, ${b.backend} ${b.precision}):`);
-  console.log('run  encode  step(mean)  denoise  decode   png    total   readbacks');
+  console.log('(step/denoise = time to queue the work; gpu step/gpu denoise = when the GPU finished it)');
+  console.log('run  encode  step(mean)  gpu step(mean)  gpu denoise  decode   png    total   readbacks');
   for (const [i, r] of b.runs.entries()) {
     const t = r.timings;
     const stepsT = Object.entries(t).filter(([k]) => /^step\d+$/.test(k)).map(([, v]) => v);
     const mean = stepsT.reduce((a, c) => a + c, 0) / Math.max(1, stepsT.length);
-    console.log(`${i + 1}    ${ms(t['encode'] ?? 0).padStart(6)}  ${ms(mean).padStart(9)}  ${ms(t['denoise'] ?? 0).padStart(7)}  ${ms(t['decode'] ?? 0).padStart(6)}  ${ms(t['png'] ?? 0).padStart(5)}  ${ms(t['total'] ?? 0).padStart(7)}   ${r.readbacks}`);
+    const gpuSteps = Object.entries(t).filter(([k]) => /^gpu_step\d+$/.test(k)).map(([, v]) => v);
+    const gpuMean = gpuSteps.reduce((a, c) => a + c, 0) / Math.max(1, gpuSteps.length);
+    console.log(`${i + 1}    ${ms(t['encode'] ?? 0).padStart(6)}  ${ms(mean).padStart(9)}  ${ms(gpuMean).padStart(14)}  ${ms(t['gpu_denoise'] ?? 0).padStart(11)}  ${ms(t['decode'] ?? 0).padStart(6)}  ${ms(t['png'] ?? 0).padStart(5)}  ${ms(t['total'] ?? 0).padStart(7)}   ${r.readbacks}`);
   }
 }
 await mkdir('bench-out', { recursive: true });

@@ -107,20 +107,12 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
   assertValidParams(paramsFor(0, seed), { sizeMultiple: model.vaeScale });
   const t0 = Date.now();
   try {
+    const base = paramsFor(0, seed);
     const result = await pipeline.generate({
+      ...base,
       prompts: o.prompts,
       negativePrompts: o.negativePrompts,
       numImagesPerPrompt: o.numImages,
-      steps,
-      guidance: o.guidance ?? 7.5,
-      scheduler: o.scheduler ?? 'euler',
-      timestepSpacing: o.timestepSpacing,
-      width,
-      height,
-      originalSize: o.originalSize,
-      cropTopLeft: o.cropTopLeft,
-      targetSize: o.targetSize,
-      seed,
       latents,
       stepNoise,
       dump: !!o.dump,

@@ -322,17 +322,7 @@ export class SdxlPipeline {
         text_embeds: textEmbeds,
         time_ids: timeIdsT,
       });
-      const c = scheduler.stepCoefficients(i);
-      const coef = packCoef({
-        guidance: req.guidance,
-        sample: c.sample,
-        modelOutput: c.modelOutput,
-        prevX0: c.prevX0,
-        noise: c.noise,
-        x0Sample: c.x0Sample,
-        x0ModelOutput: c.x0ModelOutput,
-        scaleNext: i + 1 < n ? scheduler.scaleFactor(i + 1) : 1,
-      });
+      const coef = packCoef(req.guidance, scheduler.stepCoefficients(i), i + 1 < n ? scheduler.scaleFactor(i + 1) : 1);
       const feeds: Record<string, Tensor> = { unet_out: out['out']!, sample, prev_x0: prevX0, coef: this.backend.tensor('float32', coef, [8]) };
       if (withNoise) feeds['noise'] = this.backend.tensor('float32', this.stepNoise(req, i, seeds, latentLen), latDims);
       const r = await step.run(feeds);

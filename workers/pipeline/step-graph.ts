@@ -18,6 +18,7 @@
  */
 import { GraphBuilder, type BuiltGraph, type Value } from '../model/graph';
 import { WeightIndex } from '../model/weights';
+import type { StepCoefficients } from './schedulers';
 
 const NO_WEIGHTS = new WeightIndex([]);
 
@@ -63,19 +64,9 @@ export function buildStepGraph(o: StepGraphOptions): BuiltGraph {
   return g.build();
 }
 
-export interface StepCoef {
-  guidance: number;
-  sample: number;
-  modelOutput: number;
-  prevX0: number;
-  noise: number;
-  x0Sample: number;
-  x0ModelOutput: number;
-  scaleNext: number;
-}
-
-export function packCoef(c: StepCoef): Float32Array {
-  return Float32Array.of(c.guidance, c.sample, c.modelOutput, c.prevX0, c.noise, c.x0Sample, c.x0ModelOutput, c.scaleNext);
+/** The step graph's `coef` input: [guidance, a, b, c, d, p, q, scale_next]. */
+export function packCoef(guidance: number, c: StepCoefficients, scaleNext: number): Float32Array {
+  return Float32Array.of(guidance, c.sample, c.modelOutput, c.prevX0, c.noise, c.x0Sample, c.x0ModelOutput, scaleNext);
 }
 
 export interface ConditioningGraphOptions {

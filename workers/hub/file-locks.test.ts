@@ -25,7 +25,13 @@ describe('FileLocks', () => {
     await writeFile(join(dir, `${createHash('sha1').update('m').digest('hex')}.lock`), '999999999');
     expect(await b.request('m', {}, async () => 'taken over')).toBe('taken over');
     const ac = new AbortController();
-    const held = a.request('m', {}, () => new Promise((r) => setTimeout(r, 100)));
+    let acquired!: () => void;
+    const holding = new Promise<void>((r) => (acquired = r));
+    const held = a.request('m', {}, () => {
+      acquired();
+      return new Promise((r) => setTimeout(r, 100));
+    });
+    await holding; // a holds the lock before b asks (lock files are created asynchronously)
     const waiting = b.request('m', { signal: ac.signal }, async () => 'never');
     setTimeout(() => ac.abort(), 20);
     await expect(waiting).rejects.toThrow(/cancelled/);

@@ -145,7 +145,7 @@ export function Controls(p: ControlsProps) {
         onChange={(v) => onChange({ guidance: v })}
       />
 
-      <div className="grid2">
+      <div className="grid2 grid-seed">
         <SeedField s={s} onChange={onChange} />
         <NumberField
           label="Images"

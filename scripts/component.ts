@@ -16,7 +16,9 @@ import { openComponent, type ComponentName } from '../workers/model/model-dir.no
 import { encodeSafetensors, readSafetensorsHeader, readTensorF32, type TensorToEncode } from '../workers/model/safetensors';
 import { fileSource } from '../workers/model/safetensors.node.js';
 import type { BuiltGraph } from '../workers/model/graph';
-import { runWasm } from '../workers/model/testing/run-wasm.node.js';
+import * as ort from 'onnxruntime-web';
+import { createWasmSession, runWasm } from '../workers/model/testing/run-wasm.node.js';
+import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js';
 
 export class UsageError extends Error {}
 
@@ -33,7 +35,8 @@ export interface ComponentOptions {
   maxBindingBytes?: number;
 }
 
-export const USAGE = 'usage: npm run component -- --model DIR --component text_encoder|text_encoder_2|unet|vae_decoder [--variant fp16] [--precision fp32|fp16] [--max-binding-bytes N] --inputs IN.safetensors --out OUT.safetensors';
+export const USAGE =
+  'usage: npm run component -- --model DIR --component text_encoder|text_encoder_2|unet|vae_decoder [--variant fp16] [--precision fp32|fp16] [--max-binding-bytes N] --inputs IN.safetensors --out OUT.safetensors';
 
 export function parseComponentArgs(argv: string[]): ComponentOptions {
   let values: Record<string, string | undefined>;
@@ -43,25 +46,37 @@ export function parseComponentArgs(argv: string[]): ComponentOptions {
       strict: true,
       allowPositionals: false,
       options: {
-        model: { type: 'string' }, component: { type: 'string' }, variant: { type: 'string' }, precision: { type: 'string' },
-        inputs: { type: 'string' }, out: { type: 'string' }, 'max-binding-bytes': { type: 'string' },
+        model: { type: 'string' },
+        component: { type: 'string' },
+        variant: { type: 'string' },
+        precision: { type: 'string' },
+        inputs: { type: 'string' },
+        out: { type: 'string' },
+        'max-binding-bytes': { type: 'string' },
       },
     }) as { values: Record<string, string | undefined> });
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
   for (const k of ['model', 'component', 'inputs', 'out']) if (!values[k]) throw new UsageError(`missing --${k}`);
-  if (!(COMPONENTS as readonly string[]).includes(values.component!)) throw new UsageError(`--component must be one of ${COMPONENTS.join(', ')}, got "${values.component}"`);
+  if (!(COMPONENTS as readonly string[]).includes(values.component!))
+    throw new UsageError(`--component must be one of ${COMPONENTS.join(', ')}, got "${values.component}"`);
   const precision = values.precision ?? 'fp32';
   if (precision !== 'fp32' && precision !== 'fp16') throw new UsageError(`--precision must be fp32 or fp16, got "${precision}"`);
   let maxBindingBytes: number | undefined;
   if (values['max-binding-bytes'] !== undefined) {
     maxBindingBytes = Number(values['max-binding-bytes']);
-    if (!Number.isInteger(maxBindingBytes) || maxBindingBytes < 1) throw new UsageError(`--max-binding-bytes must be a positive integer, got "${values['max-binding-bytes']}"`);
+    if (!Number.isInteger(maxBindingBytes) || maxBindingBytes < 1)
+      throw new UsageError(`--max-binding-bytes must be a positive integer, got "${values['max-binding-bytes']}"`);
   }
   return {
-    model: values.model!, component: values.component as Component, variant: values.variant, precision,
-    inputs: values.inputs!, out: values.out!, maxBindingBytes,
+    model: values.model!,
+    component: values.component as Component,
+    variant: values.variant,
+    precision,
+    inputs: values.inputs!,
+    out: values.out!,
+    maxBindingBytes,
   };
 }
 
@@ -91,21 +106,40 @@ export async function buildComponentGraph(o: ComponentOptions, inputs: Tensors):
     case 'text_encoder':
     case 'text_encoder_2': {
       const ids = need(inputs, 'input_ids', 2, o.inputs);
-      return buildClipTextGraph(config as ClipTextConfig, weights, { batch: ids.shape[0], seqLen: ids.shape[1], compute, configName, maxBindingBytes: o.maxBindingBytes });
+      return buildClipTextGraph(config as ClipTextConfig, weights, {
+        batch: ids.shape[0],
+        seqLen: ids.shape[1],
+        compute,
+        configName,
+        maxBindingBytes: o.maxBindingBytes,
+      });
     }
     case 'vae_decoder': {
       const [b, , h, w] = need(inputs, 'latents_scaled', 4, o.inputs).shape;
-      return buildVaeDecoderGraph(config as VaeConfig, weights, { batch: b, height: h, width: w, compute, configName, maxBindingBytes: o.maxBindingBytes });
+      return buildVaeDecoderGraph(config as VaeConfig, weights, {
+        batch: b,
+        height: h,
+        width: w,
+        compute,
+        configName,
+        maxBindingBytes: o.maxBindingBytes,
+      });
     }
     case 'unet': {
       const [b, , h, w] = need(inputs, 'sample', 4, o.inputs).shape;
       const t = need(inputs, 'timestep', 1, o.inputs);
       const ehs = need(inputs, 'encoder_hidden_states', 3, o.inputs);
-      if (t.data.length !== 1 && t.data.length !== b) throw new Error(`${o.inputs}: "timestep" has ${t.data.length} values, expected 1 or ${b}`);
+      if (t.data.length !== 1 && t.data.length !== b)
+        throw new Error(`${o.inputs}: "timestep" has ${t.data.length} values, expected 1 or ${b}`);
       const { buildUnetGraph } = await import('../workers/model/unet');
       return buildUnetGraph(config as unknown as Parameters<typeof buildUnetGraph>[0], weights, {
-        batch: b, height: h, width: w, compute, maxBindingBytes: o.maxBindingBytes,
-        perSampleTimestep: t.data.length !== 1, textTokens: ehs.shape[1],
+        batch: b,
+        height: h,
+        width: w,
+        compute,
+        maxBindingBytes: o.maxBindingBytes,
+        perSampleTimestep: t.data.length !== 1,
+        textTokens: ehs.shape[1],
       });
     }
   }
@@ -118,10 +152,23 @@ export async function runComponent(o: ComponentOptions): Promise<Record<string, 
   for (const i of graph.inputs) {
     const t = inputs.get(i.name);
     if (!t) throw new Error(`${o.inputs}: missing input tensor "${i.name}"`);
-    if (t.shape.join() !== i.shape.join()) throw new Error(`${o.inputs}: input "${i.name}" has shape [${t.shape}], the graph expects [${i.shape}]`);
+    if (t.shape.join() !== i.shape.join())
+      throw new Error(`${o.inputs}: input "${i.name}" has shape [${t.shape}], the graph expects [${i.shape}]`);
     feeds[i.name] = t.data;
   }
-  const out = await runWasm(graph, feeds);
+  // a graph too big for one wasm instance (4 GiB heap) runs in segments, each in an instance of its own
+  const session = await createNodeWasmSession(graph, {
+    label: o.component,
+    ort,
+    createLocal: () => createWasmSession(graph),
+    log: (l) => console.error(l),
+  });
+  let out: Awaited<ReturnType<typeof runWasm>>;
+  try {
+    out = await runWasm(graph, feeds, session);
+  } finally {
+    await session.release();
+  }
   const tensors: Record<string, TensorToEncode> = {};
   for (const [name, t] of Object.entries(out)) tensors[name] = { dtype: 'F32', shape: t.dims, data: t.data };
   writeFileSync(o.out, encodeSafetensors(tensors, { component: o.component, precision: o.precision, variant: o.variant ?? '' }));

@@ -11,7 +11,8 @@ import { ensureModelNode, localRepoFromDir } from '../workers/hub/node.node.js';
 import type { ModelFiles } from '../workers/hub/types';
 import { bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
 import { formatParameters } from '../workers/pipeline/a1111';
-import { BlobRegistry, createOrtBackend } from '../workers/pipeline/ort-backend';
+import { BlobRegistry, createOrtBackend, type SessionFactory } from '../workers/pipeline/ort-backend';
+import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js';
 import { assertValidParams } from '../workers/pipeline/params';
 import { encodePng } from '../workers/pipeline/png';
 import { randomSeed } from '../workers/pipeline/rng';
@@ -46,7 +47,9 @@ async function openModelFiles(o: GenerateOptions, io: GenerateIo): Promise<Model
       if (t - last < 1000 && p.bytesDone < p.bytesTotal) return;
       last = t;
       const mb = (n: number) => (n / 1e6).toFixed(1);
-      io.log(`download ${mb(p.bytesDone)}/${mb(p.bytesTotal)} MB  ${mb(p.rate)} MB/s${p.eta !== undefined ? `  ETA ${Math.round(p.eta)} s` : ''}`);
+      io.log(
+        `download ${mb(p.bytesDone)}/${mb(p.bytesTotal)} MB  ${mb(p.rate)} MB/s${p.eta !== undefined ? `  ETA ${Math.round(p.eta)} s` : ''}`,
+      );
     },
   });
 }
@@ -69,8 +72,12 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
   const files = await openModelFiles(o, io);
   const blobs = new BlobRegistry();
   const model = await openSdxlModel(files, blobs);
-  if (o.precision === 'fp16') io.log('note: the wasm backend computes in fp32; --precision fp16 only changes the graphs (fp16 compute is tested on WebGPU)');
-  const pipeline = new SdxlPipeline(model, createOrtBackend(ort, 'wasm', blobs), { precision: o.precision });
+  if (o.precision === 'fp16')
+    io.log('note: the wasm backend computes in fp32; --precision fp16 only changes the graphs (fp16 compute is tested on WebGPU)');
+  // big graphs (full-size U-Net, OpenCLIP bigG) run in wasm instances of their own: one is a 4 GiB heap
+  const factory: SessionFactory = (graph, opts, createLocal) =>
+    createNodeWasmSession(graph, { label: opts.label, ort, createLocal, log: io.log });
+  const pipeline = new SdxlPipeline(model, createOrtBackend(ort, 'wasm', blobs, factory), { precision: o.precision });
   const width = o.width ?? model.defaultSize;
   const height = o.height ?? model.defaultSize;
   const steps = o.steps ?? 25;
@@ -120,17 +127,22 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
       onStep: (s) => io.log(`step ${s.step}/${s.total}  ${s.rate.toFixed(2)} it/s`),
     });
     if (result.truncated.prompt) io.log(`warning: the prompt is longer than 77 tokens; ${result.truncated.prompt} tokens were dropped`);
-    if (result.truncated.negativePrompt) io.log(`warning: the negative prompt is longer than 77 tokens; ${result.truncated.negativePrompt} tokens were dropped`);
+    if (result.truncated.negativePrompt)
+      io.log(`warning: the negative prompt is longer than 77 tokens; ${result.truncated.negativePrompt} tokens were dropped`);
     await mkdir(dirname(resolve(o.out)), { recursive: true });
     for (const [k, img] of result.images.entries()) {
       const promptIndex = Math.floor(k / o.numImages);
-      const png = await encodePng(img.rgba, img.width, img.height, { text: { parameters: formatParameters(paramsFor(promptIndex, seed), img.seed) } });
+      const png = await encodePng(img.rgba, img.width, img.height, {
+        text: { parameters: formatParameters(paramsFor(promptIndex, seed), img.seed) },
+      });
       const path = outPath(o.out, k, result.images.length);
       await writeFile(path, png);
       io.log(`wrote ${path} (seed ${img.seed})`);
     }
     if (o.dump && result.dump) {
-      const tensors = Object.fromEntries(Object.entries(result.dump).map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.dims, data: t.data }]));
+      const tensors = Object.fromEntries(
+        Object.entries(result.dump).map(([k, t]) => [k, { dtype: 'F32' as const, shape: t.dims, data: t.data }]),
+      );
       await writeFile(o.dump, encodeSafetensors(tensors));
       io.log(`wrote ${o.dump} (${Object.keys(tensors).sort().join(', ')})`);
     }

@@ -15,6 +15,7 @@ import { encodeModel, type AttrValue, type ElemType, type NodeProto, type Tensor
 import { floatToHalf, numel, type ByteSource, type DType, type SafetensorsFile } from './safetensors';
 import type { WeightIndex } from './weights';
 import { inferShapes } from './shape-infer';
+import { planSegments, type SegmentPlan, type SplitValue } from './graph-split';
 
 export type { AttrValue, ElemType } from './onnx-proto';
 export type DataType = ElemType;
@@ -59,6 +60,18 @@ export interface BuiltGraph {
     /** Largest activation (node output with a known shape): compare with the adapter's maxStorageBufferBindingSize. */
     largest: { name: string; shape: number[]; bytes: number };
   };
+  /**
+   * Cuts the graph into consecutive segments whose weights each take at most `maxWeightBytes` once loaded
+   * (at their compute dtype), each a graph of its own (graph-split.ts); `[0]` of `split(Infinity)` is the
+   * whole graph's memory estimate. Absent on graphs that were not made by GraphBuilder.
+   */
+  split?(maxWeightBytes: number): BuiltSegment[];
+}
+
+/** One segment of a split graph: its plan (memory estimate, boundary values) and its graph. */
+export interface BuiltSegment {
+  plan: SegmentPlan;
+  graph: BuiltGraph;
 }
 
 export interface GraphBuilderOptions {
@@ -100,6 +113,8 @@ export class GraphBuilder {
   private largest: { name: string; shape: number[]; bytes: number } = { name: '', shape: [], bytes: 0 };
   private ins: IOInfo[] = [];
   private outs: IOInfo[] = [];
+  /** Every input and node output with a known shape (for segment boundaries and memory estimates). */
+  private values = new Map<string, IOInfo>();
   private scopes: string[] = [];
   private counter = 0;
   private names = new Set<string>();
@@ -119,6 +134,7 @@ export class GraphBuilder {
   input(name: string, dtype: DataType, dims: number[]): Value {
     this.claim(name);
     this.ins.push({ name, dtype, shape: dims });
+    this.values.set(name, { name, dtype, shape: [...dims] });
     return { name, dtype, shape: [...dims] };
   }
 
@@ -132,6 +148,7 @@ export class GraphBuilder {
     });
     if (!v.shape) throw new GraphError(`output ${name}: shape unknown`);
     this.outs.push({ name, dtype, shape: v.shape });
+    this.values.set(name, { name, dtype, shape: v.shape.slice() });
   }
 
   /**
@@ -148,6 +165,7 @@ export class GraphBuilder {
       v = { name: `${key}::${want}`, dtype: want, shape: stored.shape };
       this.claim(v.name);
       this.nodes.push({ name: `${key}::cast`, opType: 'Cast', inputs: [stored.name], outputs: [v.name], attrs: { to: ONNX_TYPE_NUM[want] } });
+      this.values.set(v.name, { name: v.name, dtype: want, shape: stored.shape! });
       this.weightValues.set(ck, v);
     }
     return v;
@@ -253,6 +271,7 @@ export class GraphBuilder {
       throw new GraphError(`${nodeName} (${type}): ${(e as Error).message}`);
     }
     shapes.forEach((sh, i) => {
+      if (sh) this.values.set(outNames[i], { name: outNames[i], dtype, shape: sh.slice() });
       const bytes = sh ? sh.reduce((a, b) => a * b, 1) * dataTypeBytes(dtype) : 0;
       if (sh && bytes > this.largest.bytes) this.largest = { name: outNames[i], shape: sh.slice(), bytes };
     });
@@ -306,11 +325,54 @@ export class GraphBuilder {
 
   /** Serializes the model and lays out its external data (see the file comment). */
   build(): BuiltGraph {
+    const graph = this.emit(this.name, this.nodes, this.ins, this.outs);
+    graph.split = (maxWeightBytes) => this.split(maxWeightBytes);
+    return graph;
+  }
+
+  /** Heap bytes of each initializer once a session holds it: external weights at the dtype they are cast to. */
+  private initializerBytes(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const t of this.inits) out.set(t.name, t.raw ? t.raw.length : 0);
+    for (const u of this.used.values()) out.set(u.key, u.end - u.begin);
+    for (const [ck, v] of this.weightValues) {
+      const hash = ck.indexOf('#');
+      if (hash < 0) continue;
+      const u = this.used.get(ck.slice(0, hash));
+      if (u) out.set(u.key, Math.max(out.get(u.key) ?? 0, u.numel * dataTypeBytes(v.dtype)));
+    }
+    return out;
+  }
+
+  private split(maxWeightBytes: number): BuiltSegment[] {
+    const values = new Map<string, SplitValue>();
+    for (const [name, v] of this.values) values.set(name, { dtype: v.dtype, shape: v.shape, bytes: numel(v.shape) * dataTypeBytes(v.dtype) });
+    const plans = planSegments(
+      { nodes: this.nodes, initBytes: this.initializerBytes(), values, graphInputs: this.ins.map((i) => i.name), graphOutputs: this.outs.map((o) => o.name) },
+      maxWeightBytes,
+    );
+    const io = (name: string): IOInfo => {
+      const v = this.values.get(name);
+      if (!v) throw new GraphError(`${this.name}: cannot split at "${name}": its shape is unknown`);
+      return { name, dtype: v.dtype, shape: v.shape.slice() };
+    };
+    return plans.map((plan, k) => ({
+      plan,
+      graph: this.emit(`${this.name}.part${k + 1}of${plans.length}`, plan.nodes.map((i) => this.nodes[i]!), plan.inputs.map(io), plan.outputs.map(io)),
+    }));
+  }
+
+  /** One ModelProto over `nodes` with the initializers they read; external weights laid out in parts. */
+  private emit(graphName: string, nodes: NodeProto[], ins: IOInfo[], outs: IOInfo[]): BuiltGraph {
     const maxPart = this.opts.maxPartBytes ?? 2 ** 30;
     const maxGap = this.opts.maxGapBytes ?? 16 * 2 ** 20;
+    const read = new Set(nodes.flatMap((n) => n.inputs));
+    const inits = new Map<string, TensorProto>();
+    for (const t of this.inits) if (read.has(t.name)) inits.set(t.name, { ...t });
     const externalData: ExternalRef[] = [];
     const byFile = new Map<SafetensorsFile, UsedWeight[]>();
     for (const u of this.used.values()) {
+      if (!inits.has(u.key)) continue;
       const list = byFile.get(u.file) ?? [];
       list.push(u);
       byFile.set(u.file, list);
@@ -333,24 +395,33 @@ export class GraphBuilder {
           externalData.push(part);
         }
         part.end = Math.max(part.end, u.end);
-        u.tensor.external = { location: part.location, offset: u.begin - part.begin, length: u.end - u.begin };
+        inits.get(u.key)!.external = { location: part.location, offset: u.begin - part.begin, length: u.end - u.begin };
       }
       fileIdx++;
     }
     const opCounts: Record<string, number> = {};
-    for (const n of this.nodes) opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
+    let largest = { name: '', shape: [] as number[], bytes: 0 };
+    for (const n of nodes) {
+      opCounts[n.opType] = (opCounts[n.opType] ?? 0) + 1;
+      for (const o of n.outputs) {
+        const v = this.values.get(o);
+        const bytes = v ? numel(v.shape) * dataTypeBytes(v.dtype) : 0;
+        if (v && bytes > largest.bytes) largest = { name: o, shape: v.shape.slice(), bytes };
+      }
+    }
+    if (nodes === this.nodes) largest = { ...this.largest, shape: this.largest.shape.slice() };
     const toVI = (x: IOInfo): ValueInfo => ({ name: x.name, elemType: x.dtype, dims: x.shape });
     const model = encodeModel({
-      graphName: this.name,
-      nodes: this.nodes,
-      initializers: this.inits,
-      inputs: this.ins.map(toVI),
-      outputs: this.outs.map(toVI),
+      graphName,
+      nodes,
+      initializers: [...inits.values()],
+      inputs: ins.map(toVI),
+      outputs: outs.map(toVI),
       opsets: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
     });
     return {
-      model, externalData, inputs: this.ins.slice(), outputs: this.outs.slice(),
-      stats: { nodes: this.nodes.length, opCounts, params, weightBytes, largest: { ...this.largest, shape: this.largest.shape.slice() } },
+      model, externalData, inputs: ins.slice(), outputs: outs.slice(),
+      stats: { nodes: nodes.length, opCounts, params, weightBytes, largest },
     };
   }
 }

@@ -31,23 +31,41 @@ export class BlobRegistry {
   }
 }
 
-export function createOrtBackend(ort: OrtModule, kind: BackendKind, blobs = new BlobRegistry()): Backend & { blobs: BlobRegistry } {
+/**
+ * Replaces how a session is made for a graph (e.g. the Node CLI runs big graphs in wasm instances of their
+ * own: runtime/wasm-instances.node.ts); `createLocal` makes the ordinary one on this backend's ORT.
+ */
+export type SessionFactory = (
+  graph: BuiltGraph,
+  opts: SessionOptions,
+  createLocal: () => Promise<Ort.InferenceSession>,
+) => Promise<Ort.InferenceSession>;
+
+export function createOrtBackend(
+  ort: OrtModule,
+  kind: BackendKind,
+  blobs = new BlobRegistry(),
+  factory?: SessionFactory,
+): Backend & { blobs: BlobRegistry } {
+  const createLocal = async (graph: BuiltGraph, opts: SessionOptions) => {
+    const options: Ort.InferenceSession.SessionOptions = {
+      executionProviders: [kind],
+      externalData: await blobs.externalData(graph.externalData),
+      graphOptimizationLevel: 'all',
+    };
+    if (kind === 'webgpu' && opts.keepOutputsOnDevice) options.preferredOutputLocation = 'gpu-buffer';
+    try {
+      return await ort.InferenceSession.create(graph.model, options);
+    } catch (e) {
+      throw new Error(`could not create the ${opts.label} session on ${kind}: ${(e as Error).message}`, { cause: e });
+    }
+  };
   return {
     kind,
     blobs,
     readbacks: 0,
-    async createSession(graph: BuiltGraph, opts: SessionOptions) {
-      const options: Ort.InferenceSession.SessionOptions = {
-        executionProviders: [kind],
-        externalData: await blobs.externalData(graph.externalData),
-        graphOptimizationLevel: 'all',
-      };
-      if (kind === 'webgpu' && opts.keepOutputsOnDevice) options.preferredOutputLocation = 'gpu-buffer';
-      try {
-        return await ort.InferenceSession.create(graph.model, options);
-      } catch (e) {
-        throw new Error(`could not create the ${opts.label} session on ${kind}: ${(e as Error).message}`, { cause: e });
-      }
+    createSession(graph: BuiltGraph, opts: SessionOptions) {
+      return factory ? factory(graph, opts, () => createLocal(graph, opts)) : createLocal(graph, opts);
     },
     tensor(type: 'float32' | 'int64', data: Float32Array | BigInt64Array, dims: readonly number[]) {
       return new ort.Tensor(type, data as Float32Array, dims);

@@ -9,7 +9,7 @@ import { toProgressEvent } from './hub/progress';
 import { DEFAULT_HUB_URL, resolveCommit, resolveUrl } from './hub/resolve';
 import type { ModelFiles } from './hub/types';
 import { formatParameters } from './pipeline/a1111';
-import { BlobRegistry, createOrtBackend, type OrtModule } from './pipeline/ort-backend';
+import { BlobRegistry } from './pipeline/ort-backend';
 import { assertValidParams } from './pipeline/params';
 import { encodePng } from './pipeline/png';
 import { openSdxlModel, type SdxlModel } from './pipeline/sdxl-model';
@@ -17,7 +17,8 @@ import { SdxlPipeline } from './pipeline/sdxl-pipeline';
 import { SdxlTokenizers } from './pipeline/tokenizer';
 import { EngineError, type Capabilities, type ImageResult, type ModelSource, type Precision } from './protocol';
 import { probeCapabilities } from './runtime/capabilities';
-import { configureOrt, ort } from './runtime/ort';
+import { configureOrt } from './runtime/ort';
+import { createWebgpuBackend } from './runtime/webgpu-backend';
 
 interface Loaded {
   key: string;
@@ -92,7 +93,7 @@ export function createEngine(): Engine {
       ctx.onProgress({ phase: 'build', message: 'Reading the model', done: 0, total: 1, elapsed: 0 });
       const blobs = new BlobRegistry();
       const model = await openSdxlModel(files, blobs);
-      const pipeline = new SdxlPipeline(model, createOrtBackend(ort as unknown as OrtModule, 'webgpu', blobs), {
+      const pipeline = new SdxlPipeline(model, createWebgpuBackend(blobs), {
         precision,
         maxBindingBytes: caps?.maxStorageBufferBindingSize,
       });

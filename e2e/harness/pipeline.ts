@@ -4,11 +4,12 @@
  * e2e/bench-browser.ts.
  */
 import { modelFilesFromMap } from '../../workers/hub/model-files';
-import { BlobRegistry, createOrtBackend, type OrtModule } from '../../workers/pipeline/ort-backend';
+import { BlobRegistry } from '../../workers/pipeline/ort-backend';
 import { encodePng } from '../../workers/pipeline/png';
 import { openSdxlModel } from '../../workers/pipeline/sdxl-model';
 import { SdxlPipeline } from '../../workers/pipeline/sdxl-pipeline';
-import { ort, ortDevice } from '../../workers/runtime/ort';
+import { ortDevice } from '../../workers/runtime/ort';
+import { createWebgpuBackend } from '../../workers/runtime/webgpu-backend';
 import { fetchRepoFiles } from './hub-files';
 
 export interface PipelineRunOptions {
@@ -65,7 +66,7 @@ export async function runPipeline(o: PipelineRunOptions): Promise<PipelineBench>
   const blobs = new BlobRegistry();
   const model = await openSdxlModel(await modelFilesFromMap(o.repo, await fetchRepoFiles(o.hub, o.repo)), blobs);
   const openSeconds = now() - t0;
-  const backend = createOrtBackend(ort as unknown as OrtModule, 'webgpu', blobs);
+  const backend = createWebgpuBackend(blobs);
   const pipe = new SdxlPipeline(model, backend, { precision: 'fp32' });
   const runs: PipelineRun[] = [];
   let prepareSeconds = 0;

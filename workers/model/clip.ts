@@ -102,7 +102,10 @@ export function buildClipTextGraph(config: ClipTextConfig, weights: WeightIndex,
       g.output(linear(g, pooled, 'text_projection', { bias: false, outFeatures: proj }), 'text_embeds');
     });
   }
-  return g.build();
+  const graph = g.build();
+  // the int64 ids cast for the EOS ArgMax: WebGPU has no int64 Cast, so ORT keeps these 77 values on the CPU
+  if (withProj) graph.allowCpu = [/^Cast \(pool\/Cast\)$/];
+  return graph;
 }
 
 /**

@@ -66,6 +66,11 @@ export interface BuiltGraph {
    * whole graph's memory estimate. Absent on graphs that were not made by GraphBuilder.
    */
   split?(maxWeightBytes: number): BuiltSegment[];
+  /**
+   * Nodes ("OpType (name)", as ORT's placement report writes them) that may run on the CPU EP of a WebGPU
+   * session; the builder that adds such a node says so (e.g. CLIP's int64 Cast for the EOS ArgMax).
+   */
+  allowCpu?: RegExp[];
 }
 
 /** One segment of a split graph: its plan (memory estimate, boundary values) and its graph. */

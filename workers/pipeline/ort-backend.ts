@@ -21,6 +21,10 @@ export class BlobRegistry {
     this.blobs.set(source, blob);
     return source;
   }
+  /** The Blob registered for this source, if any. */
+  blob(source: ByteSource): Blob | undefined {
+    return this.blobs.get(source);
+  }
   async externalData(refs: ExternalRef[]): Promise<{ path: string; data: Blob | Uint8Array }[]> {
     const out: { path: string; data: Blob | Uint8Array }[] = [];
     for (const r of refs) {

@@ -1,7 +1,7 @@
 /**
  * The whole SDXL pipeline on onnxruntime-web's WebGPU EP in Node (Dawn over Mesa lavapipe, which has
  * shader-f16): fp32 and fp16 compute against the diffusers pipeline goldens, with the latents kept on
- * the GPU for the whole loop. Checks the readback count: 0 per step without previews, 1 for the image
+ * the GPU for the whole loop, through the engine's WebGPU backend (strict placement). Checks the readback count: 0 per step without previews, 1 for the image
  * (plus one per preview when asked).
  * Tolerance on the 8-bit image vs the golden's [0,1] image: 1e-2 (fp32), 5e-2 (fp16).
  */
@@ -9,13 +9,15 @@ import { describe, expect, it } from 'vitest';
 import { webgpuSuite } from '../../test/webgpu-node';
 import { localRepoFromDir } from '../hub/node.node.js';
 import { fixtureDir, golden } from '../model/testing/fixtures.node.js';
-import { BlobRegistry, createOrtBackend } from './ort-backend';
+import { BlobRegistry } from './ort-backend';
 import { openSdxlModel } from './sdxl-model';
 import { SdxlPipeline } from './sdxl-pipeline';
 
 const { skip } = await webgpuSuite();
 const ort = skip ? undefined : await import('onnxruntime-web/webgpu');
 if (ort) ort.env.wasm.numThreads = 1;
+// the engine's backend: every session under the strict CPU-fallback check (runtime/session.ts)
+const webgpu = skip ? undefined : await import('../runtime/webgpu-backend');
 
 // tiny-koala koala_lightning_euler_trailing_cfg3.5_10steps_64x48: CFG, negative prompt, odd size, 10 steps
 const CASE = {
@@ -33,7 +35,7 @@ describe.skipIf(skip)('SDXL pipeline on WebGPU (Node, Dawn/lavapipe)', () => {
     it(`${precision} compute matches the diffusers pipeline golden; reads back only the image and previews`, { timeout: 600_000 }, async () => {
       const blobs = new BlobRegistry();
       const model = await openSdxlModel(await localRepoFromDir(fixtureDir('tiny-koala'), { variant: null }), blobs);
-      const backend = createOrtBackend(ort as unknown as typeof import('onnxruntime-web'), 'webgpu', blobs);
+      const backend = webgpu!.createWebgpuBackend(blobs);
       const pipe = new SdxlPipeline(model, backend, { precision });
       const g = async (t: string) => (await golden('tiny-koala', CASE.file, t)).data;
       try {

@@ -90,7 +90,12 @@ export function parsePlacement(lines: string[]): Placement {
       continue;
     }
     const node = body.trim();
-    if (current && node && /cpuexecutionprovider/i.test(current)) out.cpuNodes.push(node);
+    // node lines read "OpType (node name)"; anything else (e.g. the "Some nodes were not assigned…" note) ends the list
+    if (!/^[A-Za-z0-9_.:]+ \(.*\)$/.test(node)) {
+      current = undefined;
+      continue;
+    }
+    if (current && /cpuexecutionprovider/i.test(current)) out.cpuNodes.push(node);
   }
   return out;
 }

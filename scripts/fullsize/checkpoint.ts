@@ -211,8 +211,12 @@ export function writeRandomCheckpoint(opts: CheckpointOptions): CheckpointInfo {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`seed must be an integer 0..4294967295, got ${seed}`);
   const marker = join(dir, '.complete');
   const stamp = JSON.stringify({ model, seed, variants: [...variants].sort() });
-  if (!opts.fresh && existsSync(marker) && readFileSync(marker, 'utf8').trim() === stamp) {
-    return { dir, model, seed, variants, bytesWritten: 0, seconds: 0 };
+  if (!opts.fresh && existsSync(marker)) {
+    // a complete folder of the same model and seed that has (at least) these variants is used as it is
+    const done = JSON.parse(readFileSync(marker, 'utf8')) as { model: string; seed: number; variants: string[] };
+    if (done.model === model && done.seed === seed && variants.every((v) => done.variants.includes(v))) {
+      return { dir, model, seed, variants: done.variants as Variant[], bytesWritten: 0, seconds: 0 };
+    }
   }
   mkdirSync(dir, { recursive: true });
   // Files of the right size are kept only when they were written for this same model, seed and variants.

@@ -16,7 +16,8 @@ import { parseArgs } from 'node:util';
 import { FULLSIZE_MODELS, type FullsizeModel } from './fullsize/checkpoint';
 import { processHighWater, runFullsize } from './bench/fullsize-run';
 
-const USAGE = 'usage: npm run bench:fullsize -- [--model koala-700m|koala-1b|sdxl-base] [--size 256] [--steps 2] [--precision fp16|fp32] [--dir DIR] [--seed N] [--existing DIR] [--json FILE]';
+const USAGE =
+  'usage: npm run bench:fullsize -- [--model koala-700m|koala-1b|sdxl-base] [--size 256] [--steps 2] [--precision fp16|fp32] [--dir DIR] [--seed N] [--existing DIR] [--json FILE]';
 
 function fail(msg: string): never {
   console.error(`bench:fullsize: ${msg}\n${USAGE}`);
@@ -27,9 +28,14 @@ let values: Record<string, string | boolean | undefined>;
 try {
   ({ values } = parseArgs({
     options: {
-      model: { type: 'string', default: 'koala-700m' }, size: { type: 'string', default: '256' }, steps: { type: 'string', default: '2' },
-      precision: { type: 'string', default: 'fp16' }, dir: { type: 'string' }, seed: { type: 'string', default: '1' },
-      existing: { type: 'string' }, json: { type: 'string' }
+      model: { type: 'string', default: 'koala-700m' },
+      size: { type: 'string', default: '256' },
+      steps: { type: 'string', default: '2' },
+      precision: { type: 'string', default: 'fp16' },
+      dir: { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      existing: { type: 'string' },
+      json: { type: 'string' },
     },
   }));
 } catch (e) {
@@ -52,12 +58,18 @@ try {
   const run = await runFullsize({ model, dir, existing: !!existing, size, steps, seed, precision, log });
   const G = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
   console.log(`\n${existing ? dir : model} ${precision}, ${size}×${size}, CFG (batch 2), ${steps} steps, on ${run.adapter}`);
-  console.log(`${'phase'.padEnd(34)} ${'seconds'.padStart(8)} ${'GPU peak'.padStart(10)} ${'JS heap'.padStart(10)} ${'ext+AB'.padStart(10)} ${'RSS peak'.padStart(10)}`);
+  console.log(
+    `${'phase'.padEnd(34)} ${'seconds'.padStart(8)} ${'GPU peak'.padStart(10)} ${'JS heap'.padStart(10)} ${'ext+AB'.padStart(10)} ${'RSS peak'.padStart(10)}`,
+  );
   for (const p of run.phases) {
-    console.log(`${p.phase.padEnd(34)} ${p.seconds.toFixed(1).padStart(8)} ${G(p.gpuPeakBytes).padStart(10)} ${G(p.jsHeapPeakBytes).padStart(10)} ${G(p.externalPeakBytes).padStart(10)} ${G(p.rssPeakBytes).padStart(10)}`);
+    console.log(
+      `${p.phase.padEnd(34)} ${p.seconds.toFixed(1).padStart(8)} ${G(p.gpuPeakBytes).padStart(10)} ${G(p.jsHeapPeakBytes).padStart(10)} ${G(p.externalPeakBytes).padStart(10)} ${G(p.rssPeakBytes).padStart(10)}`,
+    );
   }
   console.log(`GPU seconds per step: ${run.gpuStepSeconds.map((s) => s.toFixed(2)).join(', ')} (step 1 includes shader compilation)`);
-  console.log(`peak GPU ${G(run.gpuPeakBytes)}, peak RSS ${G(run.rssPeakBytes)} (VmHWM ${G(processHighWater())}), peak JS heap ${G(run.jsHeapPeakBytes)}; readbacks in the denoise loop ${run.readbacksInLoop} (whole call ${run.readbacks}, with the dump the NaN check reads); latents/image finite: ${run.image.finite}; mean RGB ${run.image.meanRgb.toFixed(1)}`);
+  console.log(
+    `peak GPU ${G(run.gpuPeakBytes)}, peak RSS ${G(run.rssPeakBytes)} (VmHWM ${G(processHighWater())}), peak JS heap ${G(run.jsHeapPeakBytes)}; readbacks in the denoise loop ${run.readbacksInLoop} (whole call ${run.readbacks}, with the dump the NaN check reads); latents/image finite: ${run.image.finite}; mean RGB ${run.image.meanRgb.toFixed(1)}`,
+  );
   const out = resolve(String(values.json ?? `bench-out/fullsize-${existing ? 'dir' : model}-${precision}-${size}.json`));
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), ...run, vmHwmBytes: processHighWater() }, null, 2));

@@ -38,14 +38,30 @@ describe('assess', () => {
     expect(a.detail).toContain('instead of 3.54 GB');
   });
 
-  it('limits too low: says what is needed and suggests a size that fits', () => {
-    const caps = { webgpu: true, shaderF16: true, maxBufferSize: 4 * GiB, maxStorageBufferBindingSize: 128 * 2 ** 20 };
-    const a = assess(caps, koala, 1024, 1024);
+  it('limits: fp16 runs within the WebGPU minimum 128 MiB binding at 1024² (the graphs are chunked); fp32 needs the 253 MB embedding', () => {
+    const small = { webgpu: true, shaderF16: true, maxBufferSize: 4 * GiB, maxStorageBufferBindingSize: 128 * 2 ** 20 };
+    expect(assess(small, koala, 1024, 1024).level).toBe('ok');
+    expect(largestBufferNeeded(1024, 1024, 'fp16', koala)).toBe(49408 * 1280 * 2);
+    const a = assess({ ...small, shaderF16: false }, koala, 1024, 1024);
     expect(a.level).toBe('error');
-    expect(a.detail).toContain('537 MB');
-    expect(a.suggestedSize).toEqual([512, 512]);
-    expect(largestBufferNeeded(512, 512, 'fp16', koala)).toBe(128 * 512 * 512 * 4);
-    expect(assess(caps, koala, 512, 512).level).toBe('ok');
+    expect(a.precision).toBe('fp32');
+    expect(a.detail).toContain('253 MB');
+    expect(a.detail).toContain('shader-f16');
+    expect(a.suggestedSize).toBeUndefined();
+    expect(assess({ ...small, shaderF16: false, maxStorageBufferBindingSize: GiB }, koala, 1024, 1024).level).toBe('warn');
+  });
+
+  it('tells the GPU memory a run needs, from the computed ledger (src/memory-estimates.json)', () => {
+    const caps = { webgpu: true, shaderF16: true, adapterName: 'nvidia ada', maxBufferSize: 4 * GiB, maxStorageBufferBindingSize: 2 * GiB };
+    const big = assess(caps, koala, 1024, 1024);
+    const small = assess(caps, koala, 512, 512);
+    expect(big.gpuMemoryBytes).toBeGreaterThan(5e9);
+    expect(big.gpuMemoryBytes).toBeLessThan(8e9);
+    expect(small.gpuMemoryBytes).toBeLessThan(big.gpuMemoryBytes!);
+    expect(big.detail).toContain(`It needs about ${formatBytes(big.gpuMemoryBytes!)} of GPU memory at 1024×1024.`);
+    const sdxl = assess(caps, findModel('stabilityai/stable-diffusion-xl-base-1.0'), 1024, 1024);
+    expect(sdxl.gpuMemoryBytes).toBeGreaterThan(big.gpuMemoryBytes!);
+    expect(assess(caps, findModel('someone/custom-sdxl'), 1024, 1024).gpuMemoryBytes).toBeNull();
   });
 
   it('ok with fp16', () => {

@@ -26,6 +26,8 @@ export interface ModelEntry {
   download: { fp16: number; fp32: number } | null;
   /** Whether the repo publishes the `fp16` weight variant. */
   fp16Variant: boolean;
+  /** Its U-Net's architecture, for the GPU memory estimate (src/memory-estimates.json); null when unknown. */
+  unet: 'koala-700m' | 'koala-1b' | 'sdxl-base' | null;
   /** Served by the page itself (no network): hub URL is the page's own `demo-hub/`. */
   bundled?: boolean;
   note: string;
@@ -60,6 +62,7 @@ export const MODELS: readonly ModelEntry[] = [
     nativeSize: [1024, 1024],
     download: sized(1570 * MB, 3130 * MB),
     fp16Variant: true,
+    unet: 'koala-700m',
     note: '782 M-parameter U-Net trained on LLaVA captions; the default.',
   },
   {
@@ -70,6 +73,7 @@ export const MODELS: readonly ModelEntry[] = [
     nativeSize: [1024, 1024],
     download: sized(1570 * MB, 3130 * MB),
     fp16Variant: true,
+    unet: 'koala-700m',
     note: '782 M-parameter U-Net, no mid block.',
   },
   {
@@ -80,6 +84,7 @@ export const MODELS: readonly ModelEntry[] = [
     nativeSize: [1024, 1024],
     download: sized(2320 * MB, 4640 * MB),
     fp16Variant: true,
+    unet: 'koala-1b',
     note: '1.16 B-parameter U-Net trained on LLaVA captions.',
   },
   {
@@ -90,6 +95,7 @@ export const MODELS: readonly ModelEntry[] = [
     nativeSize: [1024, 1024],
     download: sized(1570 * MB, 3130 * MB),
     fp16Variant: true,
+    unet: 'koala-700m',
     note: 'Distilled for 10 steps with trailing timesteps.',
   },
   {
@@ -100,6 +106,7 @@ export const MODELS: readonly ModelEntry[] = [
     nativeSize: [1024, 1024],
     download: sized(2320 * MB, 4640 * MB),
     fp16Variant: true,
+    unet: 'koala-1b',
     note: 'Distilled for 10 steps with trailing timesteps.',
   },
   {
@@ -110,6 +117,7 @@ export const MODELS: readonly ModelEntry[] = [
     nativeSize: [1024, 1024],
     download: sized(5140 * MB, 10280 * MB),
     fp16Variant: true,
+    unet: 'sdxl-base',
     note: 'The 2.6 B-parameter reference model; needs a large GPU.',
   },
   {
@@ -120,6 +128,7 @@ export const MODELS: readonly ModelEntry[] = [
     nativeSize: [64, 64],
     download: { fp16: 5.5 * MB, fp32: 5.5 * MB },
     fp16Variant: true,
+    unet: null,
     bundled: true,
     note: 'A tiny random-weight SDXL-shaped model bundled with the page: it works offline and draws noise.',
   },
@@ -183,6 +192,7 @@ export function findModel(repo: string): ModelEntry {
     nativeSize: [1024, 1024],
     download: null,
     fp16Variant: true,
+    unet: null,
     note: 'A repo given in the URL; it must use the StableDiffusionXLPipeline layout.',
   };
 }

@@ -102,7 +102,9 @@ export async function runFullsize(o: FullsizeRunOptions): Promise<FullsizeRun> {
   const { SdxlPipeline } = await import('../../workers/pipeline/sdxl-pipeline');
   const { ortDevice } = await import('../../workers/runtime/ort');
 
-  log(`adapter ${webgpu.adapterName}; shader-f16 ${webgpu.shaderF16}; maxBufferSize ${webgpu.adapter.limits.maxBufferSize}; maxStorageBufferBindingSize ${webgpu.adapter.limits.maxStorageBufferBindingSize}`);
+  log(
+    `adapter ${webgpu.adapterName}; shader-f16 ${webgpu.shaderF16}; maxBufferSize ${webgpu.adapter.limits.maxBufferSize}; maxStorageBufferBindingSize ${webgpu.adapter.limits.maxStorageBufferBindingSize}`,
+  );
   const variant = precision === 'fp16' ? 'fp16' : 'fp32';
   const ckpt = o.existing
     ? { dir: o.dir, bytesWritten: 0, seconds: 0 }
@@ -117,10 +119,17 @@ export async function runFullsize(o: FullsizeRunOptions): Promise<FullsizeRun> {
     const m = mem.take();
     const gpu = ledger.report().at(-1)!;
     phases.push({
-      phase: phaseName, seconds: (performance.now() - phaseStart) / 1000, gpuPeakBytes: gpu.peakBytes, gpuEndBytes: gpu.endBytes,
-      jsHeapPeakBytes: m.heap, externalPeakBytes: m.external, rssPeakBytes: m.rss,
+      phase: phaseName,
+      seconds: (performance.now() - phaseStart) / 1000,
+      gpuPeakBytes: gpu.peakBytes,
+      gpuEndBytes: gpu.endBytes,
+      jsHeapPeakBytes: m.heap,
+      externalPeakBytes: m.external,
+      rssPeakBytes: m.rss,
     });
-    log(`${phaseName}: ${phases.at(-1)!.seconds.toFixed(1)} s, GPU peak ${(gpu.peakBytes / 2 ** 30).toFixed(2)} GiB, RSS peak ${(m.rss / 2 ** 30).toFixed(2)} GiB`);
+    log(
+      `${phaseName}: ${phases.at(-1)!.seconds.toFixed(1)} s, GPU peak ${(gpu.peakBytes / 2 ** 30).toFixed(2)} GiB, RSS peak ${(m.rss / 2 ** 30).toFixed(2)} GiB`,
+    );
     ledger.mark(next);
     phaseName = next;
     phaseStart = performance.now();
@@ -152,8 +161,16 @@ export async function runFullsize(o: FullsizeRunOptions): Promise<FullsizeRun> {
     let readbacksAtLoop = 0;
     let readbacksInLoop = 0;
     const result = await pipeline.generate({
-      prompts: ['a koala sitting in a eucalyptus tree, photo'], negativePrompts: ['blurry'], numImagesPerPrompt: 1,
-      steps: o.steps, guidance: 7.5, scheduler: 'euler', width: o.size, height: o.size, seed: 42, dump: true,
+      prompts: ['a koala sitting in a eucalyptus tree, photo'],
+      negativePrompts: ['blurry'],
+      numImagesPerPrompt: 1,
+      steps: o.steps,
+      guidance: 7.5,
+      scheduler: 'euler',
+      width: o.size,
+      height: o.size,
+      seed: 42,
+      dump: true,
       onPhase: (phase) => {
         if (phase === 'denoise') {
           mark('step 1');
@@ -182,10 +199,22 @@ export async function runFullsize(o: FullsizeRunOptions): Promise<FullsizeRun> {
     mem.stop();
     const all = ledger.report();
     return {
-      model: o.existing ? o.dir : o.model, adapter: webgpu.adapterName, shaderF16: webgpu.shaderF16, precision, size: o.size, steps: o.steps,
-      limits: { maxBufferSize: webgpu.adapter.limits.maxBufferSize, maxStorageBufferBindingSize: webgpu.adapter.limits.maxStorageBufferBindingSize },
+      model: o.existing ? o.dir : o.model,
+      adapter: webgpu.adapterName,
+      shaderF16: webgpu.shaderF16,
+      precision,
+      size: o.size,
+      steps: o.steps,
+      limits: {
+        maxBufferSize: webgpu.adapter.limits.maxBufferSize,
+        maxStorageBufferBindingSize: webgpu.adapter.limits.maxStorageBufferBindingSize,
+      },
       checkpoint: { dir: ckpt.dir, bytesWritten: ckpt.bytesWritten, seconds: ckpt.seconds },
-      phases, timings: result.timings, gpuStepSeconds, readbacks: result.readbacks, readbacksInLoop,
+      phases,
+      timings: result.timings,
+      gpuStepSeconds,
+      readbacks: result.readbacks,
+      readbacksInLoop,
       gpuPeakBytes: Math.max(...all.map((p) => p.peakBytes)),
       rssPeakBytes: Math.max(...phases.map((p) => p.rssPeakBytes)),
       jsHeapPeakBytes: Math.max(...phases.map((p) => p.jsHeapPeakBytes)),

@@ -49,6 +49,12 @@ export function CapabilityBanner({
                   : 'unknown'}
             </dd>
           </div>
+          <div>
+            <dt>GPU memory</dt>
+            <dd title="computed from the model's graphs: every component's weights plus the activations of the largest step">
+              {assessment.gpuMemoryBytes !== null ? `about ${formatBytes(assessment.gpuMemoryBytes)}` : 'unknown'}
+            </dd>
+          </div>
         </dl>
       )}
     </section>

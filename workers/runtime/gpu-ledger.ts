@@ -40,7 +40,12 @@ export class GpuLedger {
 
   /** Peak over the phases whose name matches. */
   peakOf(match: RegExp): number {
-    return Math.max(0, ...this.report().filter((p) => match.test(p.phase)).map((p) => p.peakBytes));
+    return Math.max(
+      0,
+      ...this.report()
+        .filter((p) => match.test(p.phase))
+        .map((p) => p.peakBytes),
+    );
   }
 
   onCreate(buffer: GPUBuffer, size: number): void {

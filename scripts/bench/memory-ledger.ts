@@ -11,6 +11,7 @@ import { synthWeights, type KeyList } from '../../workers/model/testing/synth';
 import { buildUnetGraph, type UnetConfig } from '../../workers/model/unet';
 import { buildVaeDecoderGraph, type VaeConfig } from '../../workers/model/vae';
 import type { WeightIndex } from '../../workers/model/weights';
+import { VAE_BAND_BYTES } from '../../workers/pipeline/sdxl-pipeline';
 import { estimateGpuMemory, type MemoryEstimate } from '../../workers/runtime/memory-estimate';
 import type { FullsizeModel } from '../fullsize/checkpoint';
 
@@ -89,12 +90,13 @@ export async function ledger(r: LedgerRequest): Promise<MemoryEstimate> {
       compute,
       ...opts,
     }),
+    // the pipeline bands the VAE at VAE_BAND_BYTES at most, whatever the adapter allows (sdxl-pipeline.ts)
     vae_decoder: buildVaeDecoderGraph(load<VaeConfig>('sdxl-vae.json'), await weights('sdxl-vae', 'F32'), {
       batch: 1,
       height: h,
       width: w,
       compute: 'float32',
-      ...opts,
+      maxBindingBytes: Math.min(r.maxBindingBytes ?? VAE_BAND_BYTES, VAE_BAND_BYTES),
     }),
   });
 }

@@ -83,6 +83,9 @@ export interface PipelineOptions {
 
 const now = () => globalThis.performance.now() / 1000;
 
+/** Largest tensor of the VAE decoder's row bands (bytes), on every adapter: GPU memory, not binding limits. */
+export const VAE_BAND_BYTES = 128 * 2 ** 20;
+
 function checkAbort(signal?: AbortSignal) {
   if (signal?.aborted) throw new EngineError('cancelled', 'Generation cancelled');
 }
@@ -139,9 +142,12 @@ export class SdxlPipeline {
   }
 
   private vae(batch: number, h: number, w: number): Promise<InferenceSession> {
-    // The stock SDXL VAE overflows fp16 (force_upcast): it always decodes in fp32.
+    // The stock SDXL VAE overflows fp16 (force_upcast): it always decodes in fp32. Its up path runs in row bands
+    // of at most VAE_BAND_BYTES per tensor whatever the adapter allows: unbanded, a 1024² decode holds 4.3 GB of
+    // activations instead of 2.4 GB (npm run bench:memory), which would push KOALA-700M past 7.7 GB.
+    const maxBindingBytes = Math.min(this.options.maxBindingBytes ?? VAE_BAND_BYTES, VAE_BAND_BYTES);
     return this.session('vae', `${batch}x${h}x${w}`, () =>
-      buildVaeDecoderGraph(this.model.vae.config, this.model.vae.weights, { batch, height: h, width: w, compute: 'float32', maxBindingBytes: this.options.maxBindingBytes }),
+      buildVaeDecoderGraph(this.model.vae.config, this.model.vae.weights, { batch, height: h, width: w, compute: 'float32', maxBindingBytes }),
     );
   }
 

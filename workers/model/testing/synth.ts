@@ -18,7 +18,7 @@ export interface KeyList {
  * A ByteSource whose header lists `tensors` (in the given order, contiguous, all `dtype`) and whose
  * size covers the data area; reading inside the data area throws (there is none).
  */
-export function synthSafetensors(tensors: Record<string, number[]>, opts: { dtype?: DType; name?: string } = {}): ByteSource {
+export function synthSafetensors(tensors: Record<string, number[]>, opts: { dtype?: DType; name?: string; zeros?: boolean } = {}): ByteSource {
   const dtype = opts.dtype ?? 'F16';
   const name = opts.name ?? 'synth.safetensors';
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
@@ -37,14 +37,16 @@ export function synthSafetensors(tensors: Record<string, number[]>, opts: { dtyp
     name,
     size: 8 + n + off,
     async read(offset, length) {
-      if (offset + length > head.length) throw new Error(`${name}: synthesized header-only file has no tensor data (read at ${offset}+${length})`);
-      return head.subarray(offset, offset + length);
+      if (offset + length <= head.length) return head.subarray(offset, offset + length);
+      // zeros: the data area reads as zero bytes (sessions can be created for placement checks)
+      if (opts.zeros && offset >= head.length && offset + length <= 8 + n + off) return new Uint8Array(length);
+      throw new Error(`${name}: synthesized header-only file has no tensor data (read at ${offset}+${length})`);
     },
   };
 }
 
 /** WeightIndex over a synthesized file for a key list (optionally split into `shards` files, like sharded repos). */
-export async function synthWeights(keys: KeyList, opts: { dtype?: DType; name?: string; shards?: number } = {}): Promise<WeightIndex> {
+export async function synthWeights(keys: KeyList, opts: { dtype?: DType; name?: string; shards?: number; zeros?: boolean } = {}): Promise<WeightIndex> {
   const entries = Object.entries(keys.tensors);
   const shards = opts.shards ?? 1;
   const per = Math.ceil(entries.length / shards);
@@ -52,7 +54,7 @@ export async function synthWeights(keys: KeyList, opts: { dtype?: DType; name?: 
   for (let i = 0; i < shards; i++) {
     const part = Object.fromEntries(entries.slice(i * per, (i + 1) * per));
     const base = opts.name ?? 'synth.safetensors';
-    sources.push(synthSafetensors(part, { dtype: opts.dtype, name: shards === 1 ? base : base.replace(/\.safetensors$/, `-${String(i + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`) }));
+    sources.push(synthSafetensors(part, { dtype: opts.dtype, zeros: opts.zeros, name: shards === 1 ? base : base.replace(/\.safetensors$/, `-${String(i + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`) }));
   }
   return WeightIndex.open(sources);
 }

@@ -8,6 +8,7 @@
  * backend (strict placement), CFG (batch 2), N Euler steps and the VAE decode. Prints per phase: seconds, peak
  * GPU bytes (every buffer counted), peak JS heap, peak RSS; per step: GPU seconds; readbacks; a NaN check.
  * `--existing DIR` runs any diffusers folder instead (e.g. test/fixtures/tiny-koala). JSON: bench-out/.
+ * `--browser`: the same in Chromium (SwiftShader) through the page's IndexedDB cache: scripts/bench-fullsize-browser.ts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,11 @@ const USAGE =
 function fail(msg: string): never {
   console.error(`bench:fullsize: ${msg}\n${USAGE}`);
   process.exit(2);
+}
+
+if (process.argv.includes('--browser')) {
+  const { main } = await import('./bench-fullsize-browser');
+  process.exit(await main(process.argv.slice(2)));
 }
 
 let values: Record<string, string | boolean | undefined>;

@@ -3,8 +3,8 @@
  *
  * For every golden folder under test/fixtures/fullsize-goldens/<model>-s<seed>/ (made by
  * scripts/fullsize/goldens.py with diffusers 0.30.3 + transformers on CPU, fp32), the seeded random-weight
- * checkpoint is regenerated when missing (scripts/fullsize/checkpoint.ts; $KOALA_FULLSIZE_DIR or
- * $TMPDIR/koala-fullsize-<model>-s<seed>; ~9.4 GiB for KOALA-700M), then:
+ * checkpoint is regenerated when missing (scripts/fullsize/checkpoint.ts) in
+ * ${KOALA_FULLSIZE_ROOT:-$TMPDIR}/koala-fullsize-<model>-s<seed> (~9.4 GiB for KOALA-700M), then:
  * - every component input (`<w>/<component>[_<size>].inputs.safetensors`) runs through `npm run component`'s
  *   code (runComponent) on the wasm backend and each output is held to max|err| / max|ref| ≤ 1e-3 for the fp32
  *   weights, ≤ 3e-2 for the fp16 weight files (both against diffusers run on the same weight file);
@@ -37,14 +37,19 @@ interface PipelineCase {
   expected: string;
 }
 
-const sets = existsSync(ROOT) ? readdirSync(ROOT).filter((d) => /^[a-z0-9-]+-s\d+$/.test(d)) : [];
+/** KOALA_FULLSIZE_SETS=koala-700m-s7,… picks golden sets (default: every one under ROOT). */
+const picked = process.env.KOALA_FULLSIZE_SETS?.split(',').filter(Boolean);
+const sets = (existsSync(ROOT) ? readdirSync(ROOT).filter((d) => /^[a-z0-9-]+-s\d+$/.test(d)) : []).filter(
+  (d) => !picked || picked.includes(d),
+);
 
 describe.each(sets.map((s) => [s]))('full size vs diffusers: %s', (set) => {
   const m = /^(.*)-s(\d+)$/.exec(set)!;
   const model = m[1] as FullsizeModel;
   const seed = Number(m[2]);
   const goldens = join(ROOT, set);
-  const dir = process.env.KOALA_FULLSIZE_DIR ?? join(tmpdir(), `koala-fullsize-${model}-s${seed}`);
+  // one checkpoint folder per set, under $KOALA_FULLSIZE_ROOT (default the temp folder)
+  const dir = join(process.env.KOALA_FULLSIZE_ROOT ?? tmpdir(), `koala-fullsize-${model}-s${seed}`);
   const out = mkdtempSync(join(tmpdir(), 'koala-fullsize-out-'));
   const cases = JSON.parse(readFileSync(join(goldens, 'cases.json'), 'utf8')) as { pipeline?: PipelineCase[] };
 

@@ -8,18 +8,16 @@
  * `npx vite build --mode test`, and stops it afterwards). The fixtures are served by a private in-process mock
  * hub on a free port (a shared hub on :8123 may carry another test's injected faults).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startMockHub } from '../scripts/mock-hub/server';
 import type { PipelineBench } from './harness/pipeline';
-import { callHarness, HARNESS_PATH, openHarness, PAGE_ORIGIN } from './harness/page';
+import { callHarness, openHarness } from './harness/page';
+import { ensurePreview } from './harness/preview';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const HARNESS_URL = new URL(HARNESS_PATH, PAGE_ORIGIN).href;
 const ARGS = [
   '--enable-unsafe-webgpu',
   '--use-webgpu-adapter=swiftshader',
@@ -38,54 +36,8 @@ export interface BenchBrowserOptions {
   repo?: string;
 }
 
-async function reachable(url: string): Promise<boolean> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    await r.body?.cancel();
-    return r.ok;
-  } catch {
-    return false;
-  }
-}
-
-/** Reuses or starts the preview server; returns a stop function (a no-op when reused). */
-async function ensurePreview(): Promise<() => void> {
-  if (await reachable(HARNESS_URL)) return () => undefined;
-  if (!existsSync(resolve(ROOT, 'dist/index.html'))) {
-    throw new Error(`benchBrowser: nothing serves ${PAGE_ORIGIN} and dist/ has no build; run \`npx vite build --mode test\` first`);
-  }
-  const child: ChildProcess = spawn(
-    'npx',
-    ['vite', 'preview', '--mode', 'test', '--port', new URL(PAGE_ORIGIN).port, '--strictPort', '--host', '127.0.0.1'],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      detached: true,
-    },
-  );
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const stop = () => {
-    // the npx -> vite process group this function started
-    if (child.pid && child.exitCode === null) {
-      try {
-        process.kill(-child.pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-    }
-  };
-  for (let i = 0; i < 120; i++) {
-    if (await reachable(HARNESS_URL)) return stop;
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  stop();
-  throw new Error(`benchBrowser: vite preview did not serve ${HARNESS_URL} within 60 s${stderr ? `: ${stderr.trim().slice(-500)}` : ''}`);
-}
-
 export async function benchBrowser(o: BenchBrowserOptions): Promise<PipelineBench> {
-  const stopPreview = await ensurePreview();
+  const stopPreview = await ensurePreview('benchBrowser');
   const hub = await startMockHub({ root: resolve(ROOT, 'test/fixtures'), port: 0, host: '127.0.0.1' });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   try {

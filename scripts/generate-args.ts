@@ -3,7 +3,8 @@
  * tested; every problem becomes a UsageError (exit code 2 in the CLI).
  */
 import { parseArgs } from 'node:util';
-import type { Precision, SchedulerName, TimestepSpacing } from '../workers/protocol';
+import type { Precision, PromptStyle, SchedulerName, TimestepSpacing } from '../workers/protocol';
+import { MAX_PROMPT_CHUNKS, PROMPT_STYLES } from '../workers/pipeline/long-prompt';
 
 export class UsageError extends Error {}
 
@@ -19,6 +20,7 @@ export interface GenerateOptions {
   prompts: string[];
   /** undefined = diffusers' None; otherwise one per prompt (a single one is repeated). */
   negativePrompts?: string[];
+  promptStyle?: PromptStyle;
   steps?: number;
   guidance?: number;
   scheduler?: SchedulerName;
@@ -51,6 +53,10 @@ Prompt
   --prompt TEXT              repeatable: several prompts make a batch
   --negative-prompt TEXT     repeatable (one, or one per prompt). Absent = none (zeros when the model's
                              force_zeros_for_empty_prompt is set); --negative-prompt "" encodes the empty string
+  --prompt-style S           ${PROMPT_STYLES.join('|')} (default auto). plain = diffusers StableDiffusionXLPipeline
+                             (77 tokens, longer prompts truncated, brackets are text); weighted = A1111 weights
+                             (word:1.3) ((word)) [word] \\( BREAK and prompts up to ${MAX_PROMPT_CHUNKS}×75 tokens, as diffusers'
+                             lpw_stable_diffusion_xl; auto = weighted for prompts over 75 tokens or with that syntax
 Sampling
   --steps N                  1..1000 (default 25, the KOALA model card's)
   --guidance G               classifier-free guidance scale, 0..100; <= 1 disables CFG (default 7.5)
@@ -100,6 +106,7 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
         variant: { type: 'string' },
         prompt: { type: 'string', multiple: true },
         'negative-prompt': { type: 'string', multiple: true },
+        'prompt-style': { type: 'string' },
         steps: { type: 'string' },
         guidance: { type: 'string' },
         scheduler: { type: 'string' },
@@ -136,6 +143,10 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
   if (scheduler !== undefined && !SCHEDULERS.includes(scheduler)) {
     throw new UsageError(`unknown --scheduler "${v.scheduler}"; choose one of ${SCHEDULERS.join(', ')}`);
   }
+  const promptStyle = v['prompt-style'] as PromptStyle | undefined;
+  if (promptStyle !== undefined && !PROMPT_STYLES.includes(promptStyle)) {
+    throw new UsageError(`unknown --prompt-style "${promptStyle}"; choose one of ${PROMPT_STYLES.join(', ')}`);
+  }
   const spacing = v['timestep-spacing'] as TimestepSpacing | undefined;
   if (spacing !== undefined && !SPACINGS.includes(spacing)) {
     throw new UsageError(`unknown --timestep-spacing "${spacing}"; choose one of ${SPACINGS.join(', ')}`);
@@ -162,6 +173,7 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
     variant: v.variant,
     prompts,
     negativePrompts: negs ? (negs.length === 1 ? prompts.map(() => negs[0]) : negs) : undefined,
+    promptStyle,
     steps: int('steps', v.steps, 1, 1000),
     guidance,
     scheduler,

@@ -65,7 +65,7 @@ describe('generate CLI behaviour', () => {
   it('reports tokens dropped from a prompt over 77 tokens', async () => {
     const log: string[] = [];
     const long = Array.from({ length: 90 }, (_, i) => `word${i}`).join(' ');
-    expect(await main(['--model', model, '--steps', '1', '--prompt', long, '--out', join(tmp, 'long.png')], { log: (l) => log.push(l) })).toBe(0);
+    expect(await main(['--model', model, '--steps', '1', '--prompt-style', 'plain', '--prompt', long, '--out', join(tmp, 'long.png')], { log: (l) => log.push(l) })).toBe(0);
     expect(log.join('\n')).toMatch(/longer than 77 tokens; \d+ tokens were dropped/);
   });
 

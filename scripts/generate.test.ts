@@ -57,7 +57,7 @@ for (const fixture of FIXTURE_NAMES) {
           const base = join(tmp, `${fixture}-${variant ?? 'fp32'}-${c.name}`);
           const latents = await golden(fixture, c.file, 'latents_init');
           writeFileSync(`${base}-latents.safetensors`, encodeSafetensors({ latents: { dtype: 'F32', shape: latents.shape, data: latents.data } }));
-          const args = ['--model', fixtureDir(fixture), '--prompt', c.prompt, '--steps', String(c.num_inference_steps), '--guidance', String(c.guidance_scale),
+          const args = ['--model', fixtureDir(fixture), '--prompt-style', 'plain', '--prompt', c.prompt, '--steps', String(c.num_inference_steps), '--guidance', String(c.guidance_scale),
             ...SCHEDULER[c.scheduler]!, '--seed', '7', '--latents', `${base}-latents.safetensors`, '--dump', `${base}-dump.safetensors`, '--out', `${base}.png`];
           if (c.negative_prompt !== null) args.push('--negative-prompt', c.negative_prompt);
           if (c.width_arg) args.push('--width', String(c.width_arg));

@@ -109,6 +109,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     targetSize: o.targetSize,
     seed,
     numImages: o.numImages,
+    promptStyle: o.promptStyle,
   });
   // the page's rules (workers/pipeline/params.ts), so CLI and page accept the same values
   assertValidParams(paramsFor(0, seed), { sizeMultiple: model.vaeScale });
@@ -126,7 +127,8 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
       onPhase: (_phase, label) => io.log(label),
       onStep: (s) => io.log(`step ${s.step}/${s.total}  ${s.rate.toFixed(2)} it/s`),
     });
-    if (result.truncated.prompt) io.log(`warning: the prompt is longer than 77 tokens; ${result.truncated.prompt} tokens were dropped`);
+    if (result.prompt.style === 'weighted') io.log(`prompt read with A1111 weights: ${result.prompt.chunks} chunk(s), ${result.prompt.tokens} text tokens`);
+    if (result.truncated.prompt) io.log(`warning: the prompt is longer than 77 tokens; ${result.truncated.prompt} tokens were dropped (--prompt-style plain; auto or weighted keep them)`);
     if (result.truncated.negativePrompt)
       io.log(`warning: the negative prompt is longer than 77 tokens; ${result.truncated.negativePrompt} tokens were dropped`);
     await mkdir(dirname(resolve(o.out)), { recursive: true });

@@ -89,8 +89,7 @@ export function createEngineLoop(engine: Engine, post: Post) {
         return;
       case 'tokenize':
         await track(id, async () => {
-          const { count, limit } = await engine.tokenize(req.model, req.prompt);
-          post({ type: 'tokens', id, count, limit });
+          post({ type: 'tokens', id, ...(await engine.tokenize(req.model, req.prompt, req.promptStyle)) });
         });
         return;
       case 'list-cache':

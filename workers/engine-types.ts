@@ -12,6 +12,8 @@ import type {
   ModelSource,
   Precision,
   ProgressEvent,
+  PromptStyle,
+  TokenizeEvent,
 } from './protocol';
 
 /** A progress report without the envelope (`type`, `id`), which the loop adds. */
@@ -55,8 +57,8 @@ export interface Engine {
   load(model: ModelSource, precision: Precision | undefined, ctx: LoadContext): Promise<void>;
   /** Loads the model when needed (same progress as `load`), then generates `params.numImages` images. */
   generate(params: GenerateParams, ctx: GenerateContext): Promise<GenerateOutput>;
-  /** Real prompt tokens (without start/end) and the limit the text encoders see (75). */
-  tokenize(model: ModelSource, prompt: string): Promise<{ count: number; limit: number }>;
+  /** Real prompt tokens (without start/end), the chunk size (75), and how the prompt would be read. */
+  tokenize(model: ModelSource, prompt: string, promptStyle?: PromptStyle): Promise<Omit<TokenizeEvent, 'type' | 'id'>>;
   listCache(): Promise<CachedModel[]>;
   deleteCache(repo: string, commit?: string): Promise<void>;
 }

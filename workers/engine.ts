@@ -15,7 +15,9 @@ import { encodePng } from './pipeline/png';
 import { openSdxlModel, type SdxlModel } from './pipeline/sdxl-model';
 import { SdxlPipeline } from './pipeline/sdxl-pipeline';
 import { SdxlTokenizers } from './pipeline/tokenizer';
-import { EngineError, type Capabilities, type ImageResult, type ModelSource, type Precision } from './protocol';
+import { EngineError, type Capabilities, type GenerationStats, type ImageResult, type ModelSource, type Precision } from './protocol';
+import { describeTokens } from './pipeline/long-prompt';
+import { hasPromptSyntax } from './pipeline/prompt-attention';
 import { probeCapabilities } from './runtime/capabilities';
 import { configureOrt } from './runtime/ort';
 import { createWebgpuBackend } from './runtime/webgpu-backend';
@@ -172,6 +174,7 @@ export function createEngine(): Engine {
       const timings: Record<string, number> = {};
       let readbacks = 0;
       const truncated = { prompt: 0, negativePrompt: 0 };
+      let promptInfo: GenerationStats['prompt'];
       const negativePrompt = params.negativePrompt === '' ? undefined : params.negativePrompt;
       for (let k = 0; k < params.numImages; k++) {
         const seed = (params.seed + k) % 2 ** 32;
@@ -190,6 +193,7 @@ export function createEngine(): Engine {
           targetSize: params.targetSize,
           seed,
           previewEvery: params.previewEvery,
+          promptStyle: params.promptStyle,
           signal: ctx.signal,
           onPhase: (phase, message) => {
             if (phase !== 'denoise') ctx.onProgress({ phase, message, done: 0, total: 1, elapsed: 0, image: k });
@@ -220,13 +224,14 @@ export function createEngine(): Engine {
         readbacks += r.readbacks;
         truncated.prompt = Math.max(truncated.prompt, r.truncated.prompt);
         truncated.negativePrompt = Math.max(truncated.negativePrompt, r.truncated.negativePrompt);
+        promptInfo = r.prompt;
       }
-      return { images, stats: { timings, readbacks, truncatedTokens: truncated, backend: 'webgpu', precision: l.precision } };
+      return { images, stats: { timings, readbacks, truncatedTokens: truncated, prompt: promptInfo, backend: 'webgpu', precision: l.precision } };
     },
 
-    async tokenize(model, prompt) {
+    async tokenize(model, prompt, promptStyle) {
       const t = await tokenizers(model);
-      return { count: t.countTokens(prompt), limit: t.limit };
+      return describeTokens(t, prompt, promptStyle, hasPromptSyntax);
     },
 
     listCache: () => listCachedModels(store),

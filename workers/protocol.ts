@@ -23,6 +23,14 @@ export interface ModelSource {
   localFiles?: boolean;
 }
 
+/**
+ * How prompts are read: `plain` = diffusers StableDiffusionXLPipeline (77 tokens, longer prompts
+ * truncated, brackets are text); `weighted` = A1111 attention syntax and prompts of any length
+ * (diffusers' community lpw_stable_diffusion_xl); `auto` = weighted when a prompt is longer than 75
+ * tokens or uses the syntax `( ) [ ] \\ BREAK`, else plain.
+ */
+export type PromptStyle = 'auto' | 'weighted' | 'plain';
+
 export interface GenerateParams {
   model: ModelSource;
   prompt: string;
@@ -47,6 +55,8 @@ export interface GenerateParams {
   precision?: Precision;
   /** Send a preview event every N steps (0 = no previews). */
   previewEvery?: number;
+  /** Default `auto`. */
+  promptStyle?: PromptStyle;
 }
 
 export type EngineRequest =
@@ -62,7 +72,7 @@ export type EngineRequest =
   | { type: 'cancel'; id: string; target: string }
   | { type: 'list-cache'; id: string }
   | { type: 'delete-cache'; id: string; repo: string; commit?: string }
-  | { type: 'tokenize'; id: string; model: ModelSource; prompt: string };
+  | { type: 'tokenize'; id: string; model: ModelSource; prompt: string; promptStyle?: PromptStyle };
 
 export type ErrorCode =
   | 'webgpu-unavailable'
@@ -130,8 +140,10 @@ export interface GenerationStats {
   timings: Record<string, number>;
   /** GPU→CPU reads during this generation. */
   readbacks: number;
-  /** Tokens truncation dropped from prompt / negative prompt (over 77). */
+  /** Tokens truncation dropped from prompt / negative prompt (plain style, over 75). */
   truncatedTokens: { prompt: number; negativePrompt: number };
+  /** How the prompt was read: style, 75-token chunks, the U-Net's text length. */
+  prompt?: { style: 'plain' | 'weighted'; chunks: number; tokens: number };
   backend: 'webgpu' | 'wasm';
   precision: Precision;
 }
@@ -182,8 +194,16 @@ export interface TokenizeEvent {
   id: string;
   /** Real tokens of the prompt (without start/end markers). */
   count: number;
-  /** Maximum the text encoders see (75 = 77 minus start and end). */
+  /** Tokens one chunk holds (75 = 77 minus start and end): the most a plain prompt keeps. */
   limit: number;
+  /** Tokens per tokenizer (they differ when the prompt has `!`: tokenizer_2 splits it). */
+  perEncoder?: [number, number];
+  /** How this prompt would be read, its 75-token chunks, and the token index where each new chunk starts. */
+  style?: 'plain' | 'weighted';
+  chunks?: number;
+  boundaries?: number[];
+  /** Most chunks the engine accepts. */
+  maxChunks?: number;
 }
 
 export interface DoneEvent {

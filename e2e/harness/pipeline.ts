@@ -86,6 +86,7 @@ export async function runPipeline(o: PipelineRunOptions): Promise<PipelineBench>
         onStep: device?.queue ? (st) => gpuDone.push(device.queue.onSubmittedWorkDone().then(() => [st.step, now()])) : undefined,
         prompts: [o.prompt ?? 'a koala bear eating eucalyptus leaves, watercolor'],
         negativePrompts: o.negativePrompt === undefined ? undefined : [o.negativePrompt],
+        promptStyle: 'plain',
         numImagesPerPrompt: 1,
         steps: o.steps,
         guidance: o.guidance,

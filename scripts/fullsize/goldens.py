@@ -619,7 +619,7 @@ def generate(args) -> None:
                 save_tensors(wdir / f"{name}.latents.safetensors", {"latents": latents})
                 save_tensors(wdir / f"{name}.expected.safetensors", dump, {"pipeline": "StableDiffusionXLPipeline", "weights": w})
                 save_tensors(wdir / f"{name}.trace.safetensors", trace)
-                gen_args = ["--prompt", pipe_prompt, "--negative-prompt", pipe_negative, "--steps", str(PIPELINE_STEPS),
+                gen_args = ["--prompt-style", "plain", "--prompt", pipe_prompt, "--negative-prompt", pipe_negative, "--steps", str(PIPELINE_STEPS),
                             "--guidance", f"{PIPELINE_GUIDANCE:g}", "--width", str(size), "--height", str(size),
                             "--latents", f"$GOLDENS/$W/{name}.latents.safetensors"]
                 line = ["--model", "$MODEL", *(["--variant", variant] if variant else []),

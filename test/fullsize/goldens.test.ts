@@ -99,6 +99,8 @@ describe.each(sets.map((s) => [s]))('full size vs diffusers: %s', (set) => {
             '--model',
             dir,
             ...(w === 'fp16' ? ['--variant', 'fp16'] : []),
+            '--prompt-style',
+            'plain',
             '--prompt',
             p.prompt,
             '--negative-prompt',

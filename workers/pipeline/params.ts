@@ -13,11 +13,14 @@
  * - guidance: finite and ≥ 0 (≤ 1 disables classifier-free guidance, as in diffusers).
  * - numImages: integer 1..8 (each image runs its own denoising; more only queues GPU work).
  * - seed: integer 0..2^32-1 (image k uses seed + k mod 2^32).
- * - prompts: strings; empty allowed (diffusers allows it). Over-long prompts are truncated to 75
- *   tokens and reported, not rejected.
+ * - prompts: strings; empty allowed (diffusers allows it). In the `plain` style over-long prompts are
+ *   truncated to 75 tokens and reported; `weighted`/`auto` take up to MAX_PROMPT_CHUNKS × 75 tokens
+ *   (checked when the prompt is tokenized: long-prompt.ts).
+ * - promptStyle: auto, weighted or plain.
  */
 import { EngineError, type GenerateParams } from '../protocol';
 import { SCHEDULER_NAMES as SCHEDULERS } from './schedulers';
+import { PROMPT_STYLES } from './long-prompt';
 
 export const LIMITS = {
   sizeMultiple: 8,
@@ -93,6 +96,9 @@ export function validateParams(p: unknown, options: ValidateOptions = {}): strin
   }
   if (q.previewEvery !== undefined && (!isInt(q.previewEvery) || q.previewEvery < 0)) {
     errors.push(`previewEvery must be an integer ≥ 0 (0 = no previews), got ${show(q.previewEvery)}`);
+  }
+  if (q.promptStyle !== undefined && !(PROMPT_STYLES as readonly unknown[]).includes(q.promptStyle)) {
+    errors.push(`promptStyle must be one of ${PROMPT_STYLES.join(', ')}, got ${show(q.promptStyle)}`);
   }
   return errors;
 }

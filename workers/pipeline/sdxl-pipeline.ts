@@ -19,7 +19,9 @@ import { batchLatents, batchStepNoise, deriveSeed } from './rng';
 import { unitToRgba, vaeOutputToUnit } from './image';
 import { createScheduler, type Scheduler } from './schedulers';
 import type { SdxlModel } from './sdxl-model';
-import { buildConditioningGraph, buildScaleGraph, buildStepGraph, packCoef } from './step-graph';
+import { planPlain, planWeighted, needsWeighting, PromptTooLongError, type PromptPlan, type PromptSide, type PromptStyle } from './long-prompt';
+import { hasPromptSyntax, PromptSyntaxError } from './prompt-attention';
+import { buildConditioningGraph, buildScaleGraph, buildStepGraph, chunkInputNames, packCoef } from './step-graph';
 import { addTimeIdsBatch } from './time-ids';
 
 export interface PipelineRequest {
@@ -39,6 +41,12 @@ export interface PipelineRequest {
   targetSize?: [number, number];
   /** Image k of the batch uses deriveSeed(seed, k). */
   seed: number;
+  /**
+   * How prompts are read (long-prompt.ts): `plain` = StableDiffusionXLPipeline (77 tokens, truncated),
+   * `weighted` = lpw_stable_diffusion_xl (A1111 weights, any length), `auto` (default) = weighted when
+   * a prompt is longer than 75 tokens or uses the weighting syntax, else plain.
+   */
+  promptStyle?: PromptStyle;
   /** Unit-variance initial noise [B,4,h,w], replacing the seeded noise. */
   latents?: Float32Array;
   /** Per-step noise for ancestral samplers ([B,4,h,w] each), replacing the seeded draws. */
@@ -67,6 +75,8 @@ export interface DumpTensor {
 
 export interface PipelineResult {
   images: PipelineImage[];
+  /** How the prompts were read and the U-Net's text length (the last prompt's when prompts were run apart). */
+  prompt: { style: 'plain' | 'weighted'; chunks: number; tokens: number };
   truncated: { prompt: number; negativePrompt: number };
   /** GPU→CPU reads during this call. */
   readbacks: number;
@@ -135,9 +145,9 @@ export class SdxlPipeline {
     );
   }
 
-  private unet(batch: number, h: number, w: number): Promise<InferenceSession> {
-    return this.session('unet', `${batch}x${h}x${w}`, () =>
-      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes }),
+  private unet(batch: number, h: number, w: number, textTokens = 77): Promise<InferenceSession> {
+    return this.session('unet', `${batch}x${h}x${w}x${textTokens}`, () =>
+      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes }),
     );
   }
 
@@ -184,12 +194,12 @@ export class SdxlPipeline {
     return { h: height / f, w: width / f };
   }
 
-  private conditioning(batch: number, cfg: boolean) {
+  private conditioning(batch: number, cfg: boolean, chunkLengths: number[] = [77], weighted = false) {
     const d1 = Number(this.model.textEncoder.config.hidden_size);
     const d2 = Number(this.model.textEncoder2.config.hidden_size);
     const pooled = Number(this.model.textEncoder2.config.projection_dim ?? d2);
-    return this.session('conditioning', `${batch}:${cfg}`, () =>
-      buildConditioningGraph({ batch, tokens: 77, dim1: d1, dim2: d2, pooled, cfg }),
+    return this.session('conditioning', `${batch}:${cfg}:${chunkLengths.join(',')}:${weighted}`, () =>
+      buildConditioningGraph({ batch, dim1: d1, dim2: d2, pooled, cfg, chunkLengths, weighted }),
     );
   }
 
@@ -200,22 +210,50 @@ export class SdxlPipeline {
     );
   }
 
-  private async encodeSide(texts: string[]): Promise<{ h1: Tensor; h2: Tensor; pooled: Tensor; truncated: number; extra: Tensor[] }> {
-    const B = texts.length;
-    const ids1 = new BigInt64Array(B * 77);
-    const ids2 = new BigInt64Array(B * 77);
-    let truncated = 0;
-    texts.forEach((t, i) => {
-      const e = this.model.tokenizers.encode(t);
-      truncated = Math.max(truncated, e.truncated);
-      e.ids1.forEach((v, j) => (ids1[i * 77 + j] = BigInt(v)));
-      e.ids2.forEach((v, j) => (ids2[i * 77 + j] = BigInt(v)));
-    });
+  /** How a prompt pair is read (see PipelineRequest.promptStyle). */
+  planPrompt(prompt: string, negative: string | undefined, style: PromptStyle = 'auto'): PromptPlan {
+    const t = this.model.tokenizers;
+    try {
+      const weighted = style === 'weighted' || (style === 'auto' && needsWeighting(t, prompt, negative, hasPromptSyntax));
+      return weighted ? planWeighted(t, prompt, negative) : planPlain(t, prompt, negative);
+    } catch (e) {
+      if (e instanceof PromptTooLongError || e instanceof PromptSyntaxError) throw new EngineError('bad-input', e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * Encodes one side (positive or negative) of every batch item, chunk by chunk at 77 positions:
+   * conditioning-graph feeds `h1`, `h2` (`h1_c`, … per chunk), `pooled` (the last chunk's text_embeds)
+   * and, when weighted, `weight_delta`, under `prefix`.
+   */
+  private async encodeSide(sides: PromptSide[], plan: PromptPlan, prefix: string, feeds: Record<string, Tensor>, owned: Tensor[]): Promise<void> {
+    const B = sides.length;
     const [s1, s2] = await Promise.all([this.textEncoder(1, B), this.textEncoder(2, B)]);
-    const o1 = await s1.run({ input_ids: this.backend.tensor('int64', ids1, [B, 77]) });
-    const o2 = await s2.run({ input_ids: this.backend.tensor('int64', ids2, [B, 77]) });
-    const extra = [o1['last_hidden_state'], o2['last_hidden_state']].filter((t): t is Tensor => !!t);
-    return { h1: o1['hidden_states_m2']!, h2: o2['hidden_states_m2']!, pooled: o2['text_embeds']!, truncated, extra };
+    const chunks = plan.chunkLengths.length;
+    for (let c = 0; c < chunks; c++) {
+      const ids1 = new BigInt64Array(B * 77);
+      const ids2 = new BigInt64Array(B * 77);
+      sides.forEach((sd, i) => {
+        sd.ids1[c]!.forEach((v, j) => (ids1[i * 77 + j] = BigInt(v)));
+        sd.ids2[c]!.forEach((v, j) => (ids2[i * 77 + j] = BigInt(v)));
+      });
+      const o1 = await s1.run({ input_ids: this.backend.tensor('int64', ids1, [B, 77]) });
+      const o2 = await s2.run({ input_ids: this.backend.tensor('int64', ids2, [B, 77]) });
+      const n = chunkInputNames(prefix, c);
+      feeds[n.h1] = o1['hidden_states_m2']!;
+      feeds[n.h2] = o2['hidden_states_m2']!;
+      owned.push(o1['hidden_states_m2']!, o2['hidden_states_m2']!);
+      for (const t of [o1['last_hidden_state'], o2['last_hidden_state']]) if (t) this.backend.dispose(t);
+      if (c === chunks - 1) feeds[`${prefix}pooled`] = o2['text_embeds']!;
+      owned.push(o2['text_embeds']!);
+    }
+    if (plan.style === 'weighted') {
+      const T = plan.tokens;
+      const delta = new Float32Array(B * T);
+      sides.forEach((sd, i) => sd.weights.forEach((w, j) => (delta[i * T + j] = w - 1)));
+      feeds[`${prefix}weight_delta`] = this.backend.tensor('float32', delta, [B, T, 1]);
+    }
   }
 
   private zeros(dims: number[]): Tensor {
@@ -244,23 +282,27 @@ export class SdxlPipeline {
 
     // ---- prompts (batch order: prompt i's images are consecutive, as diffusers repeats them)
     req.onPhase?.('encode', 'Encoding the prompt');
-    const expand = (list: string[]) => list.flatMap((p) => Array<string>(req.numImagesPerPrompt).fill(p));
-    const pos = await this.encodeSide(expand(req.prompts));
+    const plans = req.prompts.map((p, i) => this.planPrompt(p, req.negativePrompts?.[i], req.promptStyle));
+    const lengths = (pl: PromptPlan) => `${pl.style}:${pl.chunkLengths.join(',')}`;
+    if (plans.some((pl) => lengths(pl) !== lengths(plans[0]!))) return this.generateApart(req);
+    const plan = plans[0]!;
+    const expand = <T,>(list: T[]) => list.flatMap((p) => Array<T>(req.numImagesPerPrompt).fill(p));
+    const condFeeds: Record<string, Tensor> = {};
+    const owned: Tensor[] = [];
+    await this.encodeSide(expand(plans.map((pl) => pl.positive)), plan, '', condFeeds, owned);
     checkAbort(req.signal);
-    const d1 = pos.h1.dims[2]!;
-    const d2 = pos.h2.dims[2]!;
-    const P = pos.pooled.dims[1]!;
-    let neg: { h1: Tensor; h2: Tensor; pooled: Tensor; truncated: number; extra: Tensor[] } | undefined;
+    const zeroNegative = plan.style === 'plain' && req.negativePrompts === undefined && this.model.forceZerosForEmptyPrompt;
     if (cfg) {
-      if (req.negativePrompts === undefined && this.model.forceZerosForEmptyPrompt) {
-        neg = { h1: this.zeros([B, 77, d1]), h2: this.zeros([B, 77, d2]), pooled: this.zeros([B, P]), truncated: 0, extra: [] };
+      if (zeroNegative) {
+        const d1 = Number(this.model.textEncoder.config.hidden_size);
+        const d2 = Number(this.model.textEncoder2.config.hidden_size);
+        const P = condFeeds['pooled']!.dims[1]!;
+        Object.assign(condFeeds, { neg_h1: this.zeros([B, 77, d1]), neg_h2: this.zeros([B, 77, d2]), neg_pooled: this.zeros([B, P]) });
       } else {
-        neg = await this.encodeSide(expand(req.negativePrompts ?? req.prompts.map(() => '')));
+        await this.encodeSide(expand(plans.map((pl) => pl.negative)), plan, 'neg_', condFeeds, owned);
       }
     }
-    const condSession = await this.conditioning(B, cfg);
-    const condFeeds: Record<string, Tensor> = { h1: pos.h1, h2: pos.h2, pooled: pos.pooled };
-    if (neg) Object.assign(condFeeds, { neg_h1: neg.h1, neg_h2: neg.h2, neg_pooled: neg.pooled });
+    const condSession = await this.conditioning(B, cfg, plan.chunkLengths, plan.style === 'weighted');
     const cond = await condSession.run(condFeeds);
     const ehs = cond['encoder_hidden_states']!;
     const textEmbeds = cond['text_embeds']!;
@@ -283,7 +325,8 @@ export class SdxlPipeline {
       delete dump['all_prompt_embeds'];
       delete dump['all_text_embeds'];
     }
-    for (const t of [pos.h1, pos.h2, pos.pooled, ...pos.extra, ...(neg ? [neg.h1, neg.h2, neg.pooled, ...neg.extra] : [])]) this.backend.dispose(t);
+    for (const t of owned) this.backend.dispose(t);
+    for (const [k, t] of Object.entries(condFeeds)) if (k.includes('weight_delta') || (zeroNegative && k.startsWith('neg_'))) this.backend.dispose(t);
     const timeIds = addTimeIdsBatch({ width: req.width, height: req.height, originalSize: req.originalSize, cropTopLeft: req.cropTopLeft, targetSize: req.targetSize }, B, cfg);
     if (dump) dump['add_time_ids'] = { data: timeIds, dims: [timeIds.length / 6, 6] };
     const timeIdsT = this.backend.tensor('float32', timeIds, [timeIds.length / 6, 6]);
@@ -308,7 +351,7 @@ export class SdxlPipeline {
     // ---- denoising loop
     const tBuild = now();
     req.onPhase?.('build', 'Preparing the U-Net');
-    const unet = await this.unet((cfg ? 2 : 1) * B, h, w);
+    const unet = await this.unet((cfg ? 2 : 1) * B, h, w, plan.tokens);
     const step = await this.step(B, h, w, cfg, withNoise);
     timings['build'] = now() - tBuild;
     const latDims = [B, C, h, w];
@@ -375,11 +418,45 @@ export class SdxlPipeline {
     timings['total'] = now() - t0;
     return {
       images,
-      truncated: { prompt: pos.truncated, negativePrompt: neg?.truncated ?? 0 },
+      prompt: { style: plan.style, chunks: plan.chunkLengths.length, tokens: plan.tokens },
+      truncated: {
+        prompt: Math.max(...plans.map((pl) => pl.truncated.prompt)),
+        negativePrompt: cfg && !zeroNegative ? Math.max(...plans.map((pl) => pl.truncated.negativePrompt)) : 0,
+      },
       readbacks: this.backend.readbacks - readbacksAtStart,
       timings,
       dump,
     };
+  }
+
+  /**
+   * Prompts whose weighted readings have different lengths cannot share one U-Net batch: each prompt's
+   * images run on their own, with the seeds (and given latents / step noise) they have in the batch.
+   */
+  private async generateApart(req: PipelineRequest): Promise<PipelineResult> {
+    const N = req.numImagesPerPrompt;
+    const B = req.prompts.length * N;
+    const per = req.latents ? req.latents.length / B : 0;
+    const out: PipelineResult = { images: [], prompt: { style: 'plain', chunks: 1, tokens: 77 }, truncated: { prompt: 0, negativePrompt: 0 }, readbacks: 0, timings: {} };
+    for (let i = 0; i < req.prompts.length; i++) {
+      const sub = await this.generate({
+        ...req,
+        prompts: [req.prompts[i]!],
+        negativePrompts: req.negativePrompts ? [req.negativePrompts[i]!] : undefined,
+        seed: deriveSeed(req.seed, i * N),
+        latents: req.latents?.subarray(i * N * per, (i + 1) * N * per),
+        stepNoise: req.stepNoise?.map((t) => t.subarray((i * N * t.length) / B, ((i + 1) * N * t.length) / B)),
+        dump: false,
+        onPreview: req.onPreview ? (p) => req.onPreview!({ ...p, image: p.image + i * N }) : undefined,
+      });
+      out.images.push(...sub.images);
+      out.prompt = sub.prompt;
+      out.truncated.prompt = Math.max(out.truncated.prompt, sub.truncated.prompt);
+      out.truncated.negativePrompt = Math.max(out.truncated.negativePrompt, sub.truncated.negativePrompt);
+      out.readbacks += sub.readbacks;
+      for (const [name, t] of Object.entries(sub.timings)) out.timings[name] = (out.timings[name] ?? 0) + t;
+    }
+    return out;
   }
 
   private stepNoise(req: PipelineRequest, i: number, seeds: number[], latentLen: number): Float32Array {

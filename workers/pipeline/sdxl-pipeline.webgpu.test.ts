@@ -41,7 +41,7 @@ describe.skipIf(skip)('SDXL pipeline on WebGPU (Node, Dawn/lavapipe)', () => {
       try {
         const previews: number[] = [];
         const d = await pipe.generate({
-          prompts: [CASE.prompt], negativePrompts: [CASE.negative], numImagesPerPrompt: 1, steps: CASE.steps, guidance: CASE.guidance,
+          prompts: [CASE.prompt], negativePrompts: [CASE.negative], promptStyle: 'plain', numImagesPerPrompt: 1, steps: CASE.steps, guidance: CASE.guidance,
           scheduler: 'euler', timestepSpacing: 'trailing', width: CASE.width, height: CASE.height, seed: 0,
           latents: await g('latents_init'), dump: false, previewEvery: 4, onPreview: (p) => previews.push(p.step),
         });

@@ -13,8 +13,10 @@
  * The coefficients are a CPU input (32 bytes uploaded per step); nothing is read back.
  *
  * conditioning graph — joins the text-encoder outputs into the U-Net's inputs once per generation:
- *   inputs  h1 [B,77,D1], h2 [B,77,D2], pooled [B,P] (+ the same three for the negative prompt with CFG)
- *   outputs encoder_hidden_states [nB,77,D1+D2] and text_embeds [nB,P], batch order [negative, positive].
+ *   inputs  per chunk c: h1 [B,77,D1], h2 [B,77,D2] (`h1_c`, `h2_c` after the first), pooled [B,P],
+ *           with prompt weighting weight_delta [B,T,1] (+ the same for the negative prompt with CFG)
+ *   outputs encoder_hidden_states [nB,T,D1+D2] (chunk c cut to its length L_c, weighted as in
+ *           long-prompt.ts, chunks concatenated) and text_embeds [nB,P], batch order [negative, positive].
  */
 import { GraphBuilder, type BuiltGraph, type Value } from '../model/graph';
 import { WeightIndex } from '../model/weights';
@@ -71,28 +73,54 @@ export function packCoef(guidance: number, c: StepCoefficients, scaleNext: numbe
 
 export interface ConditioningGraphOptions {
   batch: number;
-  tokens: number;
   dim1: number;
   dim2: number;
   pooled: number;
   cfg: boolean;
+  /** Sequence length kept of each encoded chunk (each chunk is encoded at 77 positions); default [77]. */
+  chunkLengths?: number[];
+  /** Adds `weight_delta` inputs [B, T, 1] (w − 1 per position, T = Σ chunk lengths): prompt weighting. */
+  weighted?: boolean;
+}
+
+/** Input names of chunk c: `h1`/`h2` for the first chunk, `h1_c`/`h2_c` after it. */
+export function chunkInputNames(prefix: string, c: number): { h1: string; h2: string } {
+  return c === 0 ? { h1: `${prefix}h1`, h2: `${prefix}h2` } : { h1: `${prefix}h1_${c}`, h2: `${prefix}h2_${c}` };
 }
 
 export function buildConditioningGraph(o: ConditioningGraphOptions): BuiltGraph {
   const g = new GraphBuilder({ name: 'conditioning', weights: NO_WEIGHTS, compute: 'float32' });
-  const side = (prefix: string) => ({
-    h1: g.input(`${prefix}h1`, 'float32', [o.batch, o.tokens, o.dim1]),
-    h2: g.input(`${prefix}h2`, 'float32', [o.batch, o.tokens, o.dim2]),
-    pooled: g.input(`${prefix}pooled`, 'float32', [o.batch, o.pooled]),
-  });
+  const lengths = o.chunkLengths ?? [77];
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const slice = (v: Value, begin: number, end: number, axis: number) =>
+    g.op('Slice', [v, g.constI64([begin]), g.constI64([end]), g.constI64([axis])])[0]!;
+  const side = (prefix: string) => {
+    const delta = o.weighted ? g.input(`${prefix}weight_delta`, 'float32', [o.batch, total, 1]) : undefined;
+    let at = 0;
+    const parts = lengths.map((L, c) => {
+      const n = chunkInputNames(prefix, c);
+      const h1 = g.input(n.h1, 'float32', [o.batch, 77, o.dim1]);
+      const h2 = g.input(n.h2, 'float32', [o.batch, 77, o.dim2]);
+      let e = g.op('Concat', [L === 77 ? h1 : slice(h1, 0, L, 1), L === 77 ? h2 : slice(h2, 0, L, 1)], { axis: 2 })[0]!;
+      if (delta) {
+        // lpw: e[j] ← e[last] + (e[j] − e[last])·w for w ≠ 1, here e + (e − e[last])·(w − 1) (exactly e where w = 1).
+        const ref = slice(e, L - 1, L, 1);
+        const d = slice(delta, at, at + L, 1);
+        e = g.op('Add', [e, g.op('Mul', [g.op('Sub', [e, ref])[0]!, d])[0]!])[0]!;
+      }
+      at += L;
+      return e;
+    });
+    const ehs = parts.length === 1 ? parts[0]! : g.op('Concat', parts, { axis: 1 })[0]!;
+    return { ehs, pooled: g.input(`${prefix}pooled`, 'float32', [o.batch, o.pooled]) };
+  };
   const pos = side('');
   const neg = o.cfg ? side('neg_') : undefined;
-  const ehs = (s: ReturnType<typeof side>) => g.op('Concat', [s.h1, s.h2], { axis: 2 })[0]!;
   if (neg) {
-    g.output(g.op('Concat', [ehs(neg), ehs(pos)], { axis: 0 })[0]!, 'encoder_hidden_states');
+    g.output(g.op('Concat', [neg.ehs, pos.ehs], { axis: 0 })[0]!, 'encoder_hidden_states');
     g.output(g.op('Concat', [neg.pooled, pos.pooled], { axis: 0 })[0]!, 'text_embeds');
   } else {
-    g.output(ehs(pos), 'encoder_hidden_states');
+    g.output(pos.ehs, 'encoder_hidden_states');
     g.output(g.op('Identity', [pos.pooled])[0]!, 'text_embeds');
   }
   return g.build();

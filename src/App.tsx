@@ -143,7 +143,8 @@ export function App() {
     (c) => c.complete && c.repo === settings.model && c.hubUrl.replace(/\/+$/, '') === hubUrl.replace(/\/+$/, ''),
   );
   const source = modelSource(settings, assessment.precision);
-  const tokens = useTokenCount(client, source, settings.prompt);
+  const tokens = useTokenCount(client, source, settings.prompt, settings.promptStyle);
+  const negTokens = useTokenCount(client, source, settings.negativePrompt, settings.promptStyle);
 
   const patch = useCallback((p: Partial<Settings>) => setSettings((s) => ({ ...s, ...p })), []);
   const changeModel = useCallback((repo: string) => setSettings((s) => applyModelDefaults(s, repo)), []);
@@ -186,6 +187,7 @@ export function App() {
       numImages: used.numImages,
       precision: assessment.precision,
       previewEvery: 1,
+      promptStyle: used.promptStyle,
     };
     const started = performance.now();
     const canvas = canvasRef.current;
@@ -334,6 +336,7 @@ export function App() {
           canGenerate={!blocked}
           generateHint={blocked ? 'Generation needs a working WebGPU adapter (see above).' : undefined}
           tokens={tokens}
+          negativeTokens={negTokens}
         />
         <CacheList models={cached} onDelete={(m) => void deleteCached(m)} />
       </aside>

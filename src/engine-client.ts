@@ -20,6 +20,7 @@ import type {
   Precision,
   PreviewEvent,
   ProgressEvent,
+  PromptStyle,
   ResultEvent,
 } from '../workers/protocol';
 
@@ -246,10 +247,11 @@ export class EngineClient {
     return this.probePromise;
   }
 
-  tokenize(model: ModelSource, prompt: string): Promise<{ count: number; limit: number }> {
+  tokenize(model: ModelSource, prompt: string, promptStyle?: PromptStyle): Promise<Omit<Extract<EngineEvent, { type: 'tokens' }>, 'type' | 'id'>> {
     const id = this.newId('tok');
-    return this.enqueue<Extract<EngineEvent, { type: 'tokens' }>>({ type: 'tokenize', id, model, prompt }, 'tokens', false).result.then(
-      (e) => ({ count: e.count, limit: e.limit }),
+    return this.enqueue<Extract<EngineEvent, { type: 'tokens' }>>({ type: 'tokenize', id, model, prompt, promptStyle }, 'tokens', false).result.then(
+      // eslint-disable-next-line @typescript-eslint/no-unused-vars
+      ({ type, id: _id, ...rest }) => rest,
     );
   }
 

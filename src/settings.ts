@@ -2,7 +2,7 @@
  * Page settings: defaults, validation, localStorage persistence and the shareable URL
  * (`?prompt=…&steps=…&model=…&hub=…&revision=…`). Pure functions; the React state lives in App.
  */
-import type { SchedulerName, TimestepSpacing } from '../workers/protocol';
+import type { PromptStyle, SchedulerName, TimestepSpacing } from '../workers/protocol';
 import { DEFAULT_REPO, SCHEDULERS, SPACINGS, findModel, isValidRepoId, parseSizeKey, sizeKey } from './models';
 
 export interface Settings {
@@ -23,7 +23,15 @@ export interface Settings {
   scheduler: SchedulerName;
   spacing: TimestepSpacing;
   numImages: number;
+  /** How prompts are read (A1111 weights and long prompts, or diffusers' plain 77 tokens). */
+  promptStyle: PromptStyle;
 }
+
+export const PROMPT_STYLE_OPTIONS: readonly { value: PromptStyle; label: string }[] = [
+  { value: 'auto', label: 'Auto: A1111 weights when used or over 75 tokens' },
+  { value: 'weighted', label: 'Always A1111 weights, any length' },
+  { value: 'plain', label: 'Off: plain text, 75 tokens (diffusers)' },
+];
 
 export const LIMITS = {
   steps: { min: 1, max: 100 },
@@ -58,6 +66,7 @@ export function defaultSettings(repo = DEFAULT_REPO): Settings {
     scheduler: m.defaults.scheduler,
     spacing: m.defaults.spacing,
     numImages: 1,
+    promptStyle: 'auto',
   };
 }
 
@@ -121,6 +130,9 @@ export function mergeSettings(base: Settings, raw: Record<string, unknown>): Set
   if (typeof raw.spacing === 'string' && (SPACINGS as readonly string[]).includes(raw.spacing)) {
     s.spacing = raw.spacing as TimestepSpacing;
   }
+  if (typeof raw.promptStyle === 'string' && PROMPT_STYLE_OPTIONS.some((x) => x.value === raw.promptStyle)) {
+    s.promptStyle = raw.promptStyle as PromptStyle;
+  }
   const w = clampInt(raw.width, 64, 2048);
   const h = clampInt(raw.height, 64, 2048);
   if (w !== undefined && h !== undefined && parseSizeKey(sizeKey(w, h))) {
@@ -160,7 +172,7 @@ export function settingsFromUrl(base: Settings, search: string): { settings: Set
   const q = new URLSearchParams(search);
   if ([...q.keys()].length === 0) return { settings: base, fromUrl: false };
   const raw: Record<string, unknown> = {};
-  for (const key of ['model', 'revision', 'hub', 'prompt', 'scheduler', 'spacing'] as const) {
+  for (const key of ['model', 'revision', 'hub', 'prompt', 'scheduler', 'spacing', 'promptStyle'] as const) {
     const v = q.get(key);
     if (v !== null) raw[key] = v;
   }
@@ -205,5 +217,6 @@ export function settingsToUrl(s: Settings, pageUrl: string): string {
   q.set('size', sizeKey(s.width, s.height));
   q.set('seed', String(s.seed));
   if (s.numImages !== 1) q.set('images', String(s.numImages));
+  if (s.promptStyle !== 'auto') q.set('promptStyle', s.promptStyle);
   return u.href;
 }

@@ -1,8 +1,8 @@
 import { useId, type KeyboardEvent } from 'react';
 import { KOALA_NEGATIVE_PROMPT, MODELS, SCHEDULERS, SIZES, SPACINGS, findModel, sizeKey } from '../models';
-import { LIMITS, randomSeed, type Settings } from '../settings';
+import { LIMITS, PROMPT_STYLE_OPTIONS, randomSeed, type Settings } from '../settings';
 import type { TokenCount } from '../hooks/useTokenCount';
-import type { SchedulerName, TimestepSpacing } from '../../workers/protocol';
+import type { PromptStyle, SchedulerName, TimestepSpacing } from '../../workers/protocol';
 
 export interface ControlsProps {
   settings: Settings;
@@ -14,6 +14,37 @@ export interface ControlsProps {
   canGenerate: boolean;
   generateHint?: string;
   tokens: TokenCount | null;
+  negativeTokens?: TokenCount | null;
+}
+
+/** "12 / 75 tokens", or for a weighted reading "160 tokens · 3 chunks" (per encoder when they differ). */
+export function tokenLabel(t: TokenCount): string {
+  const both = t.perEncoder && t.perEncoder[0] !== t.perEncoder[1] ? ` (CLIP-L ${t.perEncoder[0]}, CLIP-G ${t.perEncoder[1]})` : '';
+  if (t.style !== 'weighted') return `${t.count} / ${t.limit} tokens${both}`;
+  const chunks = t.chunks ?? 1;
+  return `${t.count} tokens${both} · ${chunks} chunk${chunks === 1 ? '' : 's'} of ${t.limit}`;
+}
+
+function TokenNotes({ t }: { t: TokenCount | null | undefined }) {
+  if (!t) return null;
+  if (t.style !== 'weighted' && t.count > t.limit) {
+    return (
+      <p className="warning" role="status">
+        The text encoders read only the first {t.limit} tokens; {t.count - t.limit} will be dropped. Set “Prompt weighting” to Auto to keep them.
+      </p>
+    );
+  }
+  if (t.style === 'weighted' && t.maxChunks !== undefined && (t.chunks ?? 1) > t.maxChunks) {
+    return (
+      <p className="warning" role="status">
+        Too long: {t.chunks} chunks of {t.limit} tokens; at most {t.maxChunks} ({t.maxChunks * t.limit} tokens) are supported.
+      </p>
+    );
+  }
+  if (t.style === 'weighted' && t.boundaries && t.boundaries.length > 0) {
+    return <p className="hint">New chunks start at tokens {t.boundaries.map((b) => b + 1).join(', ')} (each chunk is read on its own, like A1111).</p>;
+  }
+  return null;
 }
 
 const GROUP_LABEL = { sdxl: 'SDXL trained sizes', small: 'Smaller (less GPU memory)', tiny: 'Tiny (demo model)' } as const;
@@ -28,7 +59,8 @@ export function Controls(p: ControlsProps) {
       if (!p.busy && p.canGenerate) p.onGenerate();
     }
   };
-  const over = p.tokens ? p.tokens.count > p.tokens.limit : false;
+  const over = (t: TokenCount | null | undefined) =>
+    !!t && (t.style === 'weighted' ? t.maxChunks !== undefined && (t.chunks ?? 1) > t.maxChunks : t.count > t.limit);
 
   return (
     <form
@@ -55,8 +87,8 @@ export function Controls(p: ControlsProps) {
       <div className="field">
         <div className="label-row">
           <label htmlFor={ids.prompt}>Prompt</label>
-          <span id={ids.tokens} className={`tokens${over ? ' over' : ''}`} aria-live="polite">
-            {p.tokens ? `${p.tokens.count} / ${p.tokens.limit} tokens` : ''}
+          <span id={ids.tokens} className={`tokens${over(p.tokens) ? ' over' : ''}`} aria-live="polite">
+            {p.tokens ? tokenLabel(p.tokens) : ''}
           </span>
         </div>
         <textarea
@@ -69,16 +101,17 @@ export function Controls(p: ControlsProps) {
           onChange={(e) => onChange({ prompt: e.target.value })}
           onKeyDown={onPromptKey}
         />
-        {over && (
-          <p className="warning" role="status">
-            The text encoders read only the first {p.tokens!.limit} tokens; {p.tokens!.count - p.tokens!.limit} will be dropped.
-          </p>
-        )}
+        <TokenNotes t={p.tokens} />
       </div>
 
       <div className="field">
         <div className="label-row">
           <label htmlFor={ids.neg}>Negative prompt</label>
+          {p.negativeTokens && s.negativePrompt !== '' && (
+            <span className={`tokens${over(p.negativeTokens) ? ' over' : ''}`} aria-live="polite" data-testid="negative-tokens">
+              {tokenLabel(p.negativeTokens)}
+            </span>
+          )}
           <button
             type="button"
             className="link"
@@ -97,6 +130,7 @@ export function Controls(p: ControlsProps) {
           onChange={(e) => onChange({ negativePrompt: e.target.value })}
           onKeyDown={onPromptKey}
         />
+        {s.negativePrompt !== '' && <TokenNotes t={p.negativeTokens} />}
       </div>
 
       <div className="grid2">
@@ -158,6 +192,13 @@ export function Controls(p: ControlsProps) {
 
       <details className="advanced">
         <summary>Advanced</summary>
+        <Select label="Prompt weighting" value={s.promptStyle} onChange={(v) => onChange({ promptStyle: v as PromptStyle })}>
+          {PROMPT_STYLE_OPTIONS.map((x) => (
+            <option key={x.value} value={x.value}>
+              {x.label}
+            </option>
+          ))}
+        </Select>
         <Select label="Timestep spacing" value={s.spacing} onChange={(v) => onChange({ spacing: v as TimestepSpacing })}>
           {SPACINGS.map((x) => (
             <option key={x} value={x}>

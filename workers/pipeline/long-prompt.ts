@@ -95,13 +95,21 @@ function applyBreaks(t: { ids: number[]; weights: number[]; breaks: number[] }, 
     from = at;
     if (at === t.ids.length) break;
     const rem = ids.length % CHUNK_TOKENS;
-    if (rem !== 0 || ids.length === 0) for (let k = rem; k < CHUNK_TOKENS; k++) (ids.push(eos), weights.push(1));
+    if (rem !== 0 || ids.length === 0) {
+      for (let k = rem; k < CHUNK_TOKENS; k++) {
+        ids.push(eos);
+        weights.push(1);
+      }
+    }
   }
   return { ids, weights };
 }
 
 function padTo(t: { ids: number[]; weights: number[] }, n: number, eos: number) {
-  while (t.ids.length < n) (t.ids.push(eos), t.weights.push(1));
+  while (t.ids.length < n) {
+    t.ids.push(eos);
+    t.weights.push(1);
+  }
 }
 
 /** lpw's `group_tokens_and_weights` (pad_last_block=False): chunk lengths and 77-id rows (eos after L). */

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { Precision, PromptStyle, SchedulerName, TimestepSpacing } from '../workers/protocol';
 import { MAX_PROMPT_CHUNKS, PROMPT_STYLES } from '../workers/pipeline/long-prompt';
+import { LORA_SCALE, MAX_LORAS, splitLoraScale } from '../workers/pipeline/lora-sources';
 
 export class UsageError extends Error {}
 
@@ -37,6 +38,9 @@ export interface GenerateOptions {
   latents?: string;
   stepNoise?: string;
   dump?: string;
+  /** `--lora LOCATION[:scale]`, in order. */
+  loras: { location: string; scale: number }[];
+  loraAllowPartial: boolean;
   quiet: boolean;
 }
 
@@ -66,6 +70,12 @@ Sampling
   --original-size HxW --crop TOPxLEFT --target-size HxW   SDXL micro-conditioning
   --seed N                   0..4294967295 (default: random, printed)
   --num-images N             images per prompt (1..8)
+LoRA
+  --lora FILE_OR_REPO[:S]    repeatable (at most ${MAX_LORAS}): a local .safetensors file, owner/repo/file.safetensors
+                             (owner/repo@rev/file…), or a hub file URL; scale S from ${LORA_SCALE.min} to ${LORA_SCALE.max} (default 1).
+                             diffusers/PEFT and kohya key layouts; fused into the weights before the first step
+  --lora-allow-partial       apply a LoRA even when only part of its modules exist in this model
+                             (default: refuse, naming the unmatched keys)
 Output
   --out FILE.png             output file (numbered when several images) (default out.png)
   --latents FILE             safetensors with tensor 'latents' [B,4,H/8,W/8] fp32, replaces the seeded noise
@@ -89,6 +99,18 @@ function pair(name: string, v: string | undefined): [number, number] | undefined
   const m = /^(\d+)x(\d+)$/i.exec(v.trim());
   if (!m) throw new UsageError(`--${name} must look like 1024x1024 (two integers separated by x), got "${v}"`);
   return [Number(m[1]), Number(m[2])];
+}
+
+function parseLoraArgs(values: string[]): { location: string; scale: number }[] {
+  if (values.length > MAX_LORAS) throw new UsageError(`--lora: at most ${MAX_LORAS} LoRAs, got ${values.length}`);
+  return values.map((v) => {
+    const { location, scale } = splitLoraScale(v);
+    if (!location.trim()) throw new UsageError(`--lora "${v}": name a .safetensors file, owner/repo/file.safetensors or a hub URL`);
+    if (!Number.isFinite(scale) || scale < LORA_SCALE.min || scale > LORA_SCALE.max) {
+      throw new UsageError(`--lora "${v}": the scale must be from ${LORA_SCALE.min} to ${LORA_SCALE.max}, got ${scale}`);
+    }
+    return { location, scale };
+  });
 }
 
 export function parseGenerateArgs(argv: string[]): GenerateOptions {
@@ -123,6 +145,8 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
         latents: { type: 'string' },
         'step-noise': { type: 'string' },
         dump: { type: 'string' },
+        lora: { type: 'string', multiple: true },
+        'lora-allow-partial': { type: 'boolean' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -190,6 +214,8 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
     latents: v.latents,
     stepNoise: v['step-noise'],
     dump: v.dump,
+    loras: parseLoraArgs(v.lora ?? []),
+    loraAllowPartial: v['lora-allow-partial'] ?? false,
     quiet: v.quiet ?? false,
   };
 }

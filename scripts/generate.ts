@@ -2,14 +2,20 @@
  * `npm run generate -- [options]`: text → PNG in Node on onnxruntime-web's wasm backend, with the
  * same engine code as the page (workers/pipeline, workers/model, workers/hub). See GENERATE_USAGE.
  */
+import { openAsBlob } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname, extname, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-web';
 import { ensureModelNode, localRepoFromDir } from '../workers/hub/node.node.js';
 import type { ModelFiles } from '../workers/hub/types';
-import { bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
+import { FileLocks } from '../workers/hub/file-locks.node.js';
+import { createFsStore } from '../workers/hub/fs-store.node.js';
+import { ensureHubFile } from '../workers/hub/hub-file';
+import { openLora, type LoraTargets, type OpenedLora } from '../workers/model/lora';
+import { blobSource, bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
+import { asEngineError, loraNameOf, parseHubLora } from '../workers/pipeline/lora-sources';
 import { formatParameters } from '../workers/pipeline/a1111';
 import { BlobRegistry, createOrtBackend, type SessionFactory } from '../workers/pipeline/ort-backend';
 import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js';
@@ -18,7 +24,7 @@ import { encodePng } from '../workers/pipeline/png';
 import { randomSeed } from '../workers/pipeline/rng';
 import { openSdxlModel } from '../workers/pipeline/sdxl-model';
 import { SdxlPipeline, type PipelineResult } from '../workers/pipeline/sdxl-pipeline';
-import { EngineError, type GenerateParams } from '../workers/protocol';
+import { EngineError, type GenerateParams, type LoraRef } from '../workers/protocol';
 import { GENERATE_USAGE, parseGenerateArgs, UsageError, type GenerateOptions } from './generate-args';
 
 export interface GenerateIo {
@@ -68,6 +74,35 @@ function outPath(out: string, index: number, count: number): string {
   return `${out.slice(0, out.length - extname(out).length)}-${String(index + 1).padStart(2, '0')}${ext}`;
 }
 
+/** `--lora` values as LoraRefs (a local file opened lazily; hub files through the download cache) opened against the model. */
+async function openCliLoras(o: GenerateOptions, io: GenerateIo, targets: LoraTargets): Promise<{ ref: LoraRef; opened: OpenedLora }[]> {
+  const out: { ref: LoraRef; opened: OpenedLora }[] = [];
+  for (const { location, scale } of o.loras) {
+    // an existing file wins over the owner/repo/file reading of the same text
+    const isFile = (await stat(location).catch(() => undefined))?.isFile() ?? false;
+    const hub = isFile ? undefined : parseHubLora(location);
+    let blob: Blob;
+    let source: LoraRef['source'];
+    if (hub) {
+      const src = { ...hub, hubUrl: hub.hubUrl ?? o.hubUrl };
+      const store = createFsStore({ dir: o.cacheDir });
+      io.log(`LoRA ${src.repo}/${src.file}: resolving`);
+      blob = (await ensureHubFile({ store, repo: src.repo, path: src.file, revision: src.revision, hubUrl: src.hubUrl, locks: new FileLocks(join(store.dir, 'locks')) })).blob;
+      source = src;
+    } else {
+      if (!isFile) throw new EngineError('bad-input', `--lora ${location}: no such file (and not owner/repo/file.safetensors or a hub URL)`);
+      blob = await openAsBlob(location);
+      source = { kind: 'local', name: basename(location), blob };
+    }
+    const name = loraNameOf(hub ? hub.file : location);
+    const opened = await openLora(blobSource(blob, hub ? hub.file : location), targets, name).catch((e: unknown) => {
+      throw asEngineError(e);
+    });
+    out.push({ ref: { name, source, scale, allowPartial: o.loraAllowPartial }, opened });
+  }
+  return out;
+}
+
 export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<PipelineResult> {
   const files = await openModelFiles(o, io);
   const blobs = new BlobRegistry();
@@ -94,6 +129,14 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     stepNoise = [...t.entries()].sort(([a], [b]) => Number(a.split('.')[1]) - Number(b.split('.')[1])).map(([, v]) => v);
     if (!stepNoise.length) throw new EngineError('bad-input', `${o.stepNoise}: no tensors named step_noise.00, step_noise.01, …`);
   }
+  const loras = await openCliLoras(o, io, pipeline.loraTargets());
+  const reports = await pipeline.setLoras(loras.map((l) => ({ lora: l.opened, scale: l.ref.scale, allowPartial: o.loraAllowPartial }))).catch((e: unknown) => {
+    throw asEngineError(e);
+  });
+  for (const r of reports) {
+    const per = `U-Net ${r.perComponent.unet}, text encoder ${r.perComponent.text_encoder}, text encoder 2 ${r.perComponent.text_encoder_2}`;
+    io.log(`LoRA ${r.name} (${r.layout}): ${r.matched} of ${r.modules} modules applied (${per})${r.unmatchedCount ? `; ${r.unmatchedCount} not in this model, e.g. ${r.unmatched.slice(0, 3).join(', ')}` : ''}`);
+  }
   const paramsFor = (promptIndex: number, seed: number): GenerateParams => ({
     model: { repo: model.name, variant: o.variant },
     prompt: o.prompts[promptIndex]!,
@@ -110,6 +153,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     seed,
     numImages: o.numImages,
     promptStyle: o.promptStyle,
+    loras: loras.length ? loras.map((l) => l.ref) : undefined,
   });
   // the page's rules (workers/pipeline/params.ts), so CLI and page accept the same values
   assertValidParams(paramsFor(0, seed), { sizeMultiple: model.vaeScale });

@@ -16,6 +16,8 @@ import type {
   EngineRequest,
   ErrorCode,
   GenerateParams,
+  LoraRef,
+  LoraReport,
   ModelSource,
   Precision,
   PreviewEvent,
@@ -68,7 +70,7 @@ export interface EngineClientOptions {
   cancelTimeoutMs?: number;
 }
 
-type Terminal = 'probe' | 'tokens' | 'cache-list' | 'done' | 'result';
+type Terminal = 'probe' | 'tokens' | 'cache-list' | 'done' | 'result' | 'lora-report';
 
 interface Pending {
   id: string;
@@ -273,6 +275,20 @@ export class EngineClient {
     return this.handle(
       pending,
       result.then(() => undefined),
+    );
+  }
+
+  /** Loads the model if needed (a heavy task: queued like load), fetches the LoRA and reports how its keys match. */
+  inspectLora(model: ModelSource, lora: LoraRef, opts: { precision?: Precision; files?: File[] } = {}): TaskHandle<LoraReport> {
+    const id = this.newId('lora');
+    const { pending, result } = this.enqueue<Extract<EngineEvent, { type: 'lora-report' }>>(
+      { type: 'inspect-lora', id, model, lora, precision: opts.precision, files: opts.files },
+      'lora-report',
+      true,
+    );
+    return this.handle(
+      pending,
+      result.then((e) => e.report),
     );
   }
 

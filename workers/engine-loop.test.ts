@@ -23,6 +23,7 @@ function fakeEngine(over: Partial<Engine> = {}): Engine {
     load: no,
     generate: no,
     tokenize: async (_m, p) => ({ count: p.split(' ').length, limit: 75 }),
+    inspectLora: no,
     listCache: async () => [],
     deleteCache: async () => {},
     ...over,

@@ -92,6 +92,12 @@ export function createEngineLoop(engine: Engine, post: Post) {
           post({ type: 'tokens', id, ...(await engine.tokenize(req.model, req.prompt, req.promptStyle)) });
         });
         return;
+      case 'inspect-lora':
+        await track(id, async (signal) => {
+          const report = await engine.inspectLora(req.model, req.precision, req.lora, { signal, onProgress, files: req.files });
+          post({ type: 'lora-report', id, report });
+        });
+        return;
       case 'list-cache':
         await track(id, async () => {
           post({ type: 'cache-list', id, models: await engine.listCache() });

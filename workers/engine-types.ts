@@ -9,6 +9,8 @@ import type {
   GenerateParams,
   GenerationStats,
   ImageResult,
+  LoraRef,
+  LoraReport,
   ModelSource,
   Precision,
   ProgressEvent,
@@ -59,6 +61,8 @@ export interface Engine {
   generate(params: GenerateParams, ctx: GenerateContext): Promise<GenerateOutput>;
   /** Real prompt tokens (without start/end), the chunk size (75), and how the prompt would be read. */
   tokenize(model: ModelSource, prompt: string, promptStyle?: PromptStyle): Promise<Omit<TokenizeEvent, 'type' | 'id'>>;
+  /** Loads the model when needed, fetches the LoRA (hub cache or the dropped file) and reports how its keys match. */
+  inspectLora(model: ModelSource, precision: Precision | undefined, lora: LoraRef, ctx: LoadContext): Promise<LoraReport>;
   listCache(): Promise<CachedModel[]>;
   deleteCache(repo: string, commit?: string): Promise<void>;
 }

@@ -15,8 +15,10 @@ import { encodePng } from './pipeline/png';
 import { openSdxlModel, type SdxlModel } from './pipeline/sdxl-model';
 import { SdxlPipeline } from './pipeline/sdxl-pipeline';
 import { SdxlTokenizers } from './pipeline/tokenizer';
-import { EngineError, type Capabilities, type GenerationStats, type ImageResult, type ModelSource, type Precision } from './protocol';
+import { EngineError, type Capabilities, type GenerationStats, type ImageResult, type LoraRef, type LoraReport, type ModelSource, type Precision } from './protocol';
 import { describeTokens } from './pipeline/long-prompt';
+import { ensureHubFile } from './hub/hub-file';
+import { asEngineError, LoraLibrary, validateLoras } from './pipeline/lora-sources';
 import { hasPromptSyntax } from './pipeline/prompt-attention';
 import { probeCapabilities } from './runtime/capabilities';
 import { configureOrt } from './runtime/ort';
@@ -29,6 +31,8 @@ interface Loaded {
   precision: Precision;
   /** Shapes already warmed up ("compiling shaders" done). */
   warm: Set<string>;
+  /** LoRA files opened against this model (headers only). */
+  loras: LoraLibrary;
 }
 
 const now = () => performance.now() / 1000;
@@ -100,7 +104,7 @@ export function createEngine(): Engine {
         maxBindingBytes: caps?.maxStorageBufferBindingSize,
       });
       ctx.onProgress({ phase: 'build', message: 'Model ready', done: 1, total: 1, elapsed: now() - t0 });
-      return { key, model, pipeline, precision, warm: new Set<string>() };
+      return { key, model, pipeline, precision, warm: new Set<string>(), loras: new LoraLibrary(() => pipeline.loraTargets(), fetchHubLora) };
     })();
     try {
       loaded = await loading;
@@ -123,6 +127,38 @@ export function createEngine(): Engine {
     });
     ctx.onProgress({ phase: 'compile', message: 'Shaders ready', done: 2, total: 2, elapsed: now() - t0 });
     l.warm.add(shape);
+  }
+
+  /** The current task's context for LoRA downloads (one generate or inspect at a time uses it). */
+  let loraCtx: TaskContext | undefined;
+  async function fetchHubLora(s: { repo: string; file: string; revision?: string; hubUrl?: string }): Promise<Blob> {
+    const ctx = loraCtx;
+    const t0 = now();
+    const f = await ensureHubFile({
+      store,
+      repo: s.repo,
+      path: s.file,
+      revision: s.revision,
+      hubUrl: s.hubUrl,
+      signal: ctx?.signal,
+      onBytes: (done, total) => ctx?.onProgress({ phase: 'download', message: `Downloading LoRA ${s.repo}/${s.file}`, done, total, elapsed: now() - t0 }),
+    });
+    return f.blob;
+  }
+
+  /** Opens every LoRA (downloading hub files once) and fuses them; an empty list restores the model's weights. */
+  async function applyLoras(l: Loaded, refs: LoraRef[], ctx: TaskContext): Promise<LoraReport[]> {
+    loraCtx = ctx;
+    try {
+      const opened = [];
+      for (const r of refs) opened.push({ lora: await l.loras.open(r), scale: r.scale, allowPartial: r.allowPartial });
+      if (refs.some((r) => r.scale !== 0)) ctx.onProgress({ phase: 'build', message: 'Applying LoRA weights', done: 0, total: 1, elapsed: 0 });
+      return await l.pipeline.setLoras(opened);
+    } catch (e) {
+      throw asEngineError(e);
+    } finally {
+      loraCtx = undefined;
+    }
   }
 
   async function tokenizers(m: ModelSource): Promise<SdxlTokenizers> {
@@ -168,6 +204,7 @@ export function createEngine(): Engine {
     async generate(params, ctx: GenerateContext) {
       assertValidParams(params);
       const l = await load(params.model, params.precision, ctx);
+      const loraReports = await applyLoras(l, params.loras ?? [], ctx);
       const cfg = params.guidance > 1;
       await warmUp(l, params.width, params.height, cfg, ctx);
       const images: ImageResult[] = [];
@@ -226,12 +263,27 @@ export function createEngine(): Engine {
         truncated.negativePrompt = Math.max(truncated.negativePrompt, r.truncated.negativePrompt);
         promptInfo = r.prompt;
       }
-      return { images, stats: { timings, readbacks, truncatedTokens: truncated, prompt: promptInfo, backend: 'webgpu', precision: l.precision } };
+      return {
+        images,
+        stats: { timings, readbacks, truncatedTokens: truncated, prompt: promptInfo, backend: 'webgpu', precision: l.precision, loras: loraReports.length ? loraReports : undefined },
+      };
     },
 
     async tokenize(model, prompt, promptStyle) {
       const t = await tokenizers(model);
       return describeTokens(t, prompt, promptStyle, hasPromptSyntax);
+    },
+
+    async inspectLora(model, precision, lora, ctx) {
+      const errors = validateLoras([lora]);
+      if (errors.length) throw new EngineError('bad-input', `${errors.join('; ')}.`);
+      const l = await load(model, precision, ctx);
+      loraCtx = ctx;
+      try {
+        return (await l.loras.open(lora)).report;
+      } finally {
+        loraCtx = undefined;
+      }
     },
 
     listCache: () => listCachedModels(store),

@@ -31,6 +31,41 @@ export interface ModelSource {
  */
 export type PromptStyle = 'auto' | 'weighted' | 'plain';
 
+/**
+ * Where a LoRA file comes from: a file of a hub repo (downloaded once, verified, cached like the
+ * weights), or a file the user dropped on the page (kept by the page; the Blob travels with the request).
+ * A hub URL (`https://huggingface.co/<repo>/resolve/<rev>/<file>`) is turned into the `hub` form by
+ * `parseLoraLocation` (workers/pipeline/lora-sources.ts).
+ */
+export type LoraSource =
+  | { kind: 'hub'; repo: string; file: string; revision?: string; hubUrl?: string }
+  | { kind: 'local'; name: string; blob: Blob };
+
+export interface LoraRef {
+  /** Display name (A1111's `<lora:name:scale>`): the file name without `.safetensors`. */
+  name: string;
+  source: LoraSource;
+  /** 0–2; 0 = off (kept in the list, not applied). */
+  scale: number;
+  /** Apply even when only part of the LoRA's modules exist in this model (default: refuse). */
+  allowPartial?: boolean;
+}
+
+/** How a LoRA file fits the loaded model (before anything is applied). */
+export interface LoraReport {
+  name: string;
+  /** Key layout of the file: diffusers/PEFT (`unet.…lora_A`) or kohya (`lora_unet_…`). */
+  layout: 'peft' | 'kohya';
+  /** Low-rank modules in the file, and how many of them name a weight of this model. */
+  modules: number;
+  matched: number;
+  /** Matched modules per component. */
+  perComponent: { unet: number; text_encoder: number; text_encoder_2: number };
+  /** The first unmatched module names (at most 20), and how many there are. */
+  unmatched: string[];
+  unmatchedCount: number;
+}
+
 export interface GenerateParams {
   model: ModelSource;
   prompt: string;
@@ -57,6 +92,8 @@ export interface GenerateParams {
   previewEvery?: number;
   /** Default `auto`. */
   promptStyle?: PromptStyle;
+  /** LoRAs fused into the U-Net and text encoders for this generation (at most 8). */
+  loras?: LoraRef[];
 }
 
 export type EngineRequest =
@@ -72,7 +109,9 @@ export type EngineRequest =
   | { type: 'cancel'; id: string; target: string }
   | { type: 'list-cache'; id: string }
   | { type: 'delete-cache'; id: string; repo: string; commit?: string }
-  | { type: 'tokenize'; id: string; model: ModelSource; prompt: string; promptStyle?: PromptStyle };
+  | { type: 'tokenize'; id: string; model: ModelSource; prompt: string; promptStyle?: PromptStyle }
+  /** Loads the model if needed, fetches the LoRA and reports how its keys match (nothing is applied). */
+  | { type: 'inspect-lora'; id: string; model: ModelSource; precision?: Precision; lora: LoraRef; files?: File[] };
 
 export type ErrorCode =
   | 'webgpu-unavailable'
@@ -146,6 +185,8 @@ export interface GenerationStats {
   prompt?: { style: 'plain' | 'weighted'; chunks: number; tokens: number };
   backend: 'webgpu' | 'wasm';
   precision: Precision;
+  /** The LoRAs applied (scale ≠ 0), with how their keys matched. */
+  loras?: LoraReport[];
 }
 
 export interface ResultEvent {
@@ -206,6 +247,12 @@ export interface TokenizeEvent {
   maxChunks?: number;
 }
 
+export interface LoraReportEvent {
+  type: 'lora-report';
+  id: string;
+  report: LoraReport;
+}
+
 export interface DoneEvent {
   type: 'done';
   id: string;
@@ -225,6 +272,7 @@ export type EngineEvent =
   | ProbeEvent
   | CacheListEvent
   | TokenizeEvent
+  | LoraReportEvent
   | DoneEvent
   | ErrorEvent;
 
@@ -236,4 +284,44 @@ export class EngineError extends Error {
     this.name = 'EngineError';
     this.code = code;
   }
+}
+
+// LoRA references: limits and parsing shared by the page, the CLI and the engine.
+
+/** Scales the engine accepts (the page's slider covers the same range). */
+export const LORA_SCALE = { min: 0, max: 2 } as const;
+/** LoRAs one generation may use. */
+export const MAX_LORAS = 8;
+
+/** `file.safetensors` → `file` (A1111's `<lora:file:scale>` name). */
+export function loraNameOf(path: string): string {
+  const base = path.split(/[\\/]/).pop() ?? path;
+  return base.replace(/\.safetensors$/i, '') || base;
+}
+
+/**
+ * A hub reference (repo + file, or a hub URL) as a LoraSource, or undefined when the text is neither
+ * (then it is a local file for the CLI). Throws for a hub URL that names no file.
+ */
+export function parseHubLora(text: string): Extract<LoraSource, { kind: 'hub' }> | undefined {
+  const t = text.trim();
+  if (/^https?:\/\//i.test(t)) {
+    let u: URL;
+    try {
+      u = new URL(t);
+    } catch {
+      throw new EngineError('bad-input', `"${t}" is not a valid URL`);
+    }
+    const parts = u.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    // /owner/repo/(resolve|blob)/rev/path…   (also /models/owner/repo/…)
+    if (parts[0] === 'models') parts.shift();
+    const verb = parts[2];
+    if (parts.length < 5 || (verb !== 'resolve' && verb !== 'blob')) {
+      throw new EngineError('bad-input', `${t} is not a hub file URL; expected https://<hub>/<owner>/<repo>/resolve/<revision>/<file>.safetensors`);
+    }
+    return { kind: 'hub', hubUrl: u.origin, repo: `${parts[0]}/${parts[1]}`, revision: parts[3], file: parts.slice(4).join('/') };
+  }
+  const m = /^([\w.-]+\/[\w.-]+)(?:@([^/]+))?\/(.+\.safetensors)$/i.exec(t);
+  if (!m || !/^[\w.-]+\/[\w.-]+$/.test(m[1]!)) return undefined;
+  return { kind: 'hub', repo: m[1]!, revision: m[2], file: m[3]! };
 }

@@ -24,6 +24,18 @@ export class WeightIndex {
     return new WeightIndex(await Promise.all(sources.map(readSafetensorsHeader)));
   }
 
+  /**
+   * This index with the tensors of `over` replacing (or adding) entries of the same name (LoRA-fused
+   * weights). The files of the result are this index's files plus `over`.
+   */
+  overlay(over: SafetensorsFile): WeightIndex {
+    const w = new WeightIndex([]);
+    (w as { files: SafetensorsFile[] }).files = [...this.files, over];
+    for (const [k, v] of this.map) w.map.set(k, v);
+    for (const info of over.tensors.values()) w.map.set(info.name, { file: over, info });
+    return w;
+  }
+
   get(name: string): WeightEntry | undefined {
     return this.map.get(name);
   }

@@ -12,6 +12,8 @@
  * negative prompt was given as '' so that '' (encoded) and none (zeros) stay distinct.
  * Extra keys of ours (A1111 keeps unknown keys): `Timestep spacing`, `Original size`, `Crop`,
  * `Target size` (only when set), `Variant`, `Version`.
+ * LoRAs are written as A1111 writes them: `<lora:name:scale>` tags at the end of the prompt (A1111's
+ * users type them there), one per LoRA applied (scale ≠ 0); parsing takes them out of the prompt again.
  *
  * Parsing follows A1111's `parse_generation_parameters`: the last line holds the parameters when it
  * has at least 3 `key: value` pairs; lines before it are the prompt until one starts with
@@ -63,15 +65,22 @@ export function formatParameters(params: GenerateParams, seed: number = params.s
     .map(([k, v]) => `${k}: ${quote(v)}`)
     .join(', ');
   const neg = params.negativePrompt !== undefined ? `\nNegative prompt: ${params.negativePrompt}` : '';
-  return `${params.prompt}${neg}\n${line}`;
+  const tags = (params.loras ?? []).filter((l) => l.scale !== 0).map((l) => `<lora:${l.name}:${num(l.scale)}>`);
+  const prompt = tags.length ? `${params.prompt}${params.prompt ? ' ' : ''}${tags.join(' ')}` : params.prompt;
+  return `${prompt}${neg}\n${line}`;
 }
 
 /** A1111's `re_param`: key: value pairs (value JSON-quoted or up to the next comma). */
 const RE_PARAM = /\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)/g;
 const RE_SIZE = /^(\d+)x(\d+)$/;
+/** A1111's extra-network tag for a LoRA: `<lora:name>` or `<lora:name:scale>`. */
+const RE_LORA = /\s*<lora:([^:>]+)(?::([+-]?[\d.]+))?>/g;
 
 export interface ParsedParameters {
+  /** The prompt without `<lora:…>` tags. */
   prompt: string;
+  /** `<lora:name:scale>` tags found in the prompt (scale 1 when absent), in order. */
+  loras: { name: string; scale: number }[];
   /** undefined when the text has no `Negative prompt:` line. */
   negativePrompt?: string;
   /** Every `key: value` of the parameters line (values unquoted). */
@@ -98,6 +107,13 @@ export function parseParameters(text: string): ParsedParameters {
     if (negative !== undefined) negative += (negative === '' ? '' : '\n') + line;
     else prompt += (prompt === '' ? '' : '\n') + line;
   }
+  const loras: { name: string; scale: number }[] = [];
+  prompt = prompt
+    .replace(RE_LORA, (_all, name: string, scale: string | undefined) => {
+      loras.push({ name, scale: scale === undefined ? 1 : Number(scale) });
+      return '';
+    })
+    .replace(/[ \t]+$/gm, '');
   const fields: Record<string, string> = {};
   for (const m of last.matchAll(RE_PARAM)) {
     let v = m[2]!;
@@ -110,7 +126,7 @@ export function parseParameters(text: string): ParsedParameters {
     }
     fields[m[1]!] = v;
   }
-  return negative === undefined ? { prompt, fields } : { prompt, negativePrompt: negative, fields };
+  return negative === undefined ? { prompt, loras, fields } : { prompt, loras, negativePrompt: negative, fields };
 }
 
 function sizeHW(v: string | undefined): [number, number] | undefined {

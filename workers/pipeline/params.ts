@@ -17,10 +17,12 @@
  *   truncated to 75 tokens and reported; `weighted`/`auto` take up to MAX_PROMPT_CHUNKS × 75 tokens
  *   (checked when the prompt is tokenized: long-prompt.ts).
  * - promptStyle: auto, weighted or plain.
+ * - loras: at most 8, scale 0..2 each (0 = listed but off), a hub file or a dropped file (lora-sources.ts).
  */
 import { EngineError, type GenerateParams } from '../protocol';
 import { SCHEDULER_NAMES as SCHEDULERS } from './schedulers';
 import { PROMPT_STYLES } from './long-prompt';
+import { validateLoras } from './lora-sources';
 
 export const LIMITS = {
   sizeMultiple: 8,
@@ -100,6 +102,7 @@ export function validateParams(p: unknown, options: ValidateOptions = {}): strin
   if (q.promptStyle !== undefined && !(PROMPT_STYLES as readonly unknown[]).includes(q.promptStyle)) {
     errors.push(`promptStyle must be one of ${PROMPT_STYLES.join(', ')}, got ${show(q.promptStyle)}`);
   }
+  errors.push(...validateLoras(q.loras));
   return errors;
 }
 

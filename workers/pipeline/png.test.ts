@@ -102,6 +102,25 @@ describe('A1111 parameters', () => {
     expect(parametersToSettings(p)).toMatchObject({ steps: 20, guidance: 7, seed: 3912, width: 512, height: 768, scheduler: 'dpmpp-2m-karras' });
   });
 
+  it('writes applied LoRAs as A1111 <lora:name:scale> tags after the prompt and parses them back out', () => {
+    const local = { kind: 'local' as const, name: 'b.safetensors', blob: new Blob([]) };
+    const loras = [
+      { name: 'koala-style', source: { kind: 'hub' as const, repo: 'o/r', file: 'koala-style.safetensors' }, scale: 0.8 },
+      { name: 'off', source: local, scale: 0 },
+      { name: 'detail_v2', source: local, scale: 1.25 },
+    ];
+    const text = formatParameters({ ...base, loras });
+    expect(text.split('\n')[0]).toBe('a photo of a cat <lora:koala-style:0.8> <lora:detail_v2:1.25>');
+    const p = parseParameters(text);
+    expect(p.prompt).toBe('a photo of a cat');
+    expect(p.loras).toEqual([
+      { name: 'koala-style', scale: 0.8 },
+      { name: 'detail_v2', scale: 1.25 },
+    ]);
+    expect(parseParameters('x <lora:plain>\nSteps: 2, Seed: 1, Size: 8x8').loras).toEqual([{ name: 'plain', scale: 1 }]);
+    expect(formatParameters({ ...base, prompt: '', loras: [loras[0]!] }).split('\n')[0]).toBe('<lora:koala-style:0.8>');
+  });
+
   const tricky: Array<[string, Partial<GenerateParams>]> = [
     ['unicode and newlines', { prompt: '猫 on a sofa,\nvery cute: 🐱\n“quoted” ÀÉ', negativePrompt: 'ugly\nblurry, extra: limbs' }],
     ['empty prompt, no negative', { prompt: '', negativePrompt: undefined }],

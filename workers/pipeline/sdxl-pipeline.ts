@@ -12,6 +12,8 @@ import { buildClipTextGraph } from '../model/clip';
 import type { BuiltGraph, Compute } from '../model/graph';
 import { buildUnetGraph } from '../model/unet';
 import { buildVaeDecoderGraph } from '../model/vae';
+import { fuseLoras, LORA_COMPONENTS, type LoraReport, type LoraTargets, type LoraUse } from '../model/lora';
+import type { LoraComponent } from '../model/lora-keys';
 import { EngineError, type Precision, type SchedulerName, type TimestepSpacing } from '../protocol';
 import type { Backend } from './backend';
 import { latentPreview } from './preview';
@@ -96,6 +98,14 @@ const now = () => globalThis.performance.now() / 1000;
 /** Largest tensor of the VAE decoder's row bands (bytes), on every adapter: GPU memory, not binding limits. */
 export const VAE_BAND_BYTES = 128 * 2 ** 20;
 
+/** `layers_per_block` when the same for every block (SGM key names need it), else undefined. */
+export function uniformLayersPerBlock(config: Record<string, unknown>): number | undefined {
+  const v = config['layers_per_block'];
+  if (typeof v === 'number') return v;
+  if (Array.isArray(v) && v.length && v.every((x) => x === v[0]) && typeof v[0] === 'number') return v[0];
+  return undefined;
+}
+
 function checkAbort(signal?: AbortSignal) {
   if (signal?.aborted) throw new EngineError('cancelled', 'Generation cancelled');
 }
@@ -105,8 +115,13 @@ export class SdxlPipeline {
   /** Session creation is serialised: the WebGPU EP refuses to create two sessions at once. */
   private creating: Promise<unknown> = Promise.resolve();
 
+  /** The model's own weights, before any LoRA was fused. */
+  private baseWeights?: LoraTargets;
+  /** Per component: the LoRAs (name, size, scale) fused into its current weights. */
+  private loraKeys: Record<LoraComponent, string> = { unet: '', text_encoder: '', text_encoder_2: '' };
+
   constructor(
-    readonly model: SdxlModel,
+    public model: SdxlModel,
     readonly backend: Backend,
     readonly options: PipelineOptions,
   ) {}
@@ -159,6 +174,53 @@ export class SdxlPipeline {
     return this.session('vae', `${batch}x${h}x${w}`, () =>
       buildVaeDecoderGraph(this.model.vae.config, this.model.vae.weights, { batch, height: h, width: w, compute: 'float32', maxBindingBytes }),
     );
+  }
+
+  /**
+   * Fuses these LoRAs (none = the model's own weights) into the U-Net and text encoders. Only
+   * components whose set of LoRAs or scales changed get new weights; their sessions are released
+   * and rebuilt on next use, the others are kept. Throws before changing anything when a LoRA is
+   * bad or (without allowPartial) matches only part of its modules.
+   */
+  async setLoras(loras: LoraUse[]): Promise<LoraReport[]> {
+    const base = this.loraTargets();
+    const keys = {} as Record<LoraComponent, string>;
+    for (const c of LORA_COMPONENTS) {
+      keys[c] = loras.filter((l) => l.lora.report.perComponent[c] > 0 && l.scale !== 0).map((l) => `${l.lora.name}:${l.lora.file.source.size}@${l.scale}`).join('|');
+    }
+    const changed = LORA_COMPONENTS.filter((c) => keys[c] !== this.loraKeys[c]);
+    if (changed.length) {
+      const active = loras.filter((l) => l.scale !== 0);
+      const fused = await fuseLoras(base, active, changed);
+      const family: Record<LoraComponent, string> = { unet: 'unet', text_encoder: 'text_encoder_1', text_encoder_2: 'text_encoder_2' };
+      const m = this.model;
+      this.model = {
+        ...m,
+        unet: changed.includes('unet') ? { ...m.unet, weights: fused.unet } : m.unet,
+        textEncoder: changed.includes('text_encoder') ? { ...m.textEncoder, weights: fused.text_encoder } : m.textEncoder,
+        textEncoder2: changed.includes('text_encoder_2') ? { ...m.textEncoder2, weights: fused.text_encoder_2 } : m.textEncoder2,
+      };
+      for (const c of changed) {
+        for (const [id, p] of this.sessions) {
+          if (id.startsWith(`${family[c]}:`)) {
+            this.sessions.delete(id);
+            void p.then((x) => x.release()).catch(() => undefined);
+          }
+        }
+        this.loraKeys[c] = keys[c];
+      }
+    }
+    return loras.filter((l) => l.scale !== 0).map((l) => l.lora.report);
+  }
+
+  /** The model's own weights (before any LoRA), which LoRA keys are matched against. */
+  loraTargets(): LoraTargets {
+    return (this.baseWeights ??= {
+      unet: this.model.unet.weights,
+      text_encoder: this.model.textEncoder.weights,
+      text_encoder_2: this.model.textEncoder2.weights,
+      layersPerBlock: uniformLayersPerBlock(this.model.unet.config),
+    });
   }
 
   /** Builds and creates every session a request of this shape needs (the page's "load" phase). */

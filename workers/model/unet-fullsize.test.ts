@@ -57,6 +57,25 @@ describe.each(MODELS)('%s U-Net (synthesized fp16 header)', (name, params) => {
   });
 });
 
+describe('long prompts at full size: the U-Net takes 3 chunks of text (lpw: 77 + 77 + 40 = 194 tokens)', () => {
+  it.each(MODELS.map((m) => m[0]))('%s at 1024², B=2, fp16: cross-attention spans 194 keys, every tensor within the binding limit', async (name) => {
+    const config = load<UnetConfig>(`${name}-unet.json`);
+    const weights = await synthWeights(load<KeyList>(`${name}-unet.keys.json`));
+    const textTokens = 77 + 77 + 40;
+    const graph = buildUnetGraph(config, weights, { batch: 2, height: 128, width: 128, compute: 'float16', textTokens });
+    expect(graph.inputs.find((i) => i.name === 'encoder_hidden_states')!.shape).toEqual([2, textTokens, 2048]);
+    expect(graph.outputs).toEqual([{ name: 'out', dtype: 'float32', shape: [2, 4, 128, 128] }]);
+    const cross = graph.report.attentionScores.filter((s) => s.shape[3] === textTokens);
+    expect(cross.length).toBeGreaterThan(0);
+    expect(graph.report.attentionScores.every((s) => s.shape[3] === textTokens || s.shape[3] === s.shape[2] || s.shape[3] >= 1024)).toBe(true);
+    expect(graph.report.largest.bytes).toBeLessThanOrEqual(DEFAULT_MAX_BINDING_BYTES);
+    // the 77-token graph of the same model differs only in that length
+    const plain = buildUnetGraph(config, weights, { batch: 2, height: 128, width: 128, compute: 'float16' });
+    expect(plain.report.attentionScores.filter((s) => s.shape[3] === 77).length).toBe(cross.length);
+    expect(plain.stats.params).toBe(graph.stats.params);
+  });
+});
+
 describe('U-Net config and weight errors', () => {
   const config = load<UnetConfig>('koala-700m-unet.json');
   const keys = load<KeyList>('koala-700m-unet.keys.json');

@@ -12,7 +12,7 @@
  * of its modules is refused unless the caller allows it, with the counts and the first unmatched keys.
  */
 import { candidateKeys, groupLoraKeys, LoraFormatError, type LoraComponent } from './lora-keys';
-import { blobSource, encodeSafetensors, floatToHalf, readSafetensorsHeader, toFloat32, type ByteSource, type SafetensorsFile, type TensorInfo } from './safetensors';
+import { allocateSafetensors, bytesSource, floatToHalf, halfToFloatTable, readSafetensorsHeader, toFloat32, type ByteSource, type DType, type SafetensorsFile, type TensorInfo } from './safetensors';
 import { WeightIndex } from './weights';
 import type { LoraReport } from '../protocol';
 
@@ -118,6 +118,21 @@ async function readF32(file: SafetensorsFile, t: TensorInfo, what: string): Prom
   return v;
 }
 
+/**
+ * acc += c0·down[d…] + c1·down[d+n…] + c2·down[d+2n…] + c3·down[d+3n…] (`rows` of them: 1 or 4). Four
+ * rank rows per pass load and store `acc` a quarter as often: about 4× the speed of one row at a time in V8.
+ */
+function axpy4(acc: Float32Array, down: Float32Array, d: number, n: number, c0: number, c1: number, c2: number, c3: number, rows = 4): void {
+  if (rows === 1) {
+    for (let i = 0; i < n; i++) acc[i]! += c0 * down[d + i]!;
+    return;
+  }
+  const d1 = d + n;
+  const d2 = d1 + n;
+  const d3 = d2 + n;
+  for (let i = 0; i < n; i++) acc[i]! += c0 * down[d + i]! + c1 * down[d1 + i]! + c2 * down[d2 + i]! + c3 * down[d3 + i]!;
+}
+
 /** One LoRA to fuse: its scale, and whether a LoRA matching only part of its modules may be applied (default: refuse). */
 export interface LoraUse {
   lora: OpenedLora;
@@ -145,48 +160,71 @@ export async function fuseLoras(targets: LoraTargets, loras: LoraUse[], only: re
       e.parts.push({ lora, m, scale });
     }
   }
-  const fused: Record<LoraComponent, Record<string, { dtype: 'F16' | 'F32'; shape: number[]; data: Uint16Array | Float32Array }>> = { unet: {}, text_encoder: {}, text_encoder_2: {} };
+  // Per component, one safetensors file of the fused tensors (the stored dtype), allocated once and filled
+  // in place row by row: the JS heap holds the fused tensors once, plus one tensor's source bytes at a time.
+  const plans = new Map<LoraComponent, { bytes: Uint8Array<ArrayBuffer>; offsets: Map<string, number> }>();
+  for (const component of LORA_COMPONENTS) {
+    const layout: Record<string, { dtype: DType; shape: number[] }> = {};
+    for (const e of byTarget.values()) {
+      if (e.component !== component) continue;
+      const info = targets[component].get(e.target)!.info;
+      if (info.dtype !== 'F16' && info.dtype !== 'F32') {
+        throw new LoraFormatError(`${component}.${e.target} is stored as ${info.dtype}; LoRAs can be fused into F16 and F32 weights only`);
+      }
+      layout[e.target] = { dtype: info.dtype, shape: info.shape };
+    }
+    if (Object.keys(layout).length) plans.set(component, allocateSafetensors(layout));
+  }
+  const table = halfToFloatTable();
   for (const { component, target, parts } of byTarget.values()) {
     const entry = targets[component].get(target)!;
-    const w = await readF32(entry.file, entry.info, `${component} weights`);
-    const out = entry.info.shape[0]!;
-    const inner = w.length / out;
+    const { dtype, shape } = entry.info;
+    const outRows = shape[0]!;
+    const count = (entry.info.end - entry.info.begin) / (dtype === 'F16' ? 2 : 4);
+    const inner = count / outRows;
+    let raw = await entry.file.source.read(entry.info.begin, entry.info.end - entry.info.begin);
+    if (raw.byteOffset % 4) raw = raw.slice();
+    const src16 = dtype === 'F16' ? new Uint16Array(raw.buffer, raw.byteOffset, count) : undefined;
+    const src32 = dtype === 'F32' ? new Float32Array(raw.buffer, raw.byteOffset, count) : undefined;
+    const updates = [];
     for (const { lora, m, scale } of parts) {
-      const down = await readF32(lora.file, m.down, lora.name);
-      const up = await readF32(lora.file, m.up, lora.name);
       const alpha = m.alpha ? (await readF32(lora.file, m.alpha, lora.name))[0]! : m.rank;
-      const factor = scale * (alpha / m.rank);
-      const r = m.rank;
-      for (let o = 0; o < out; o++) {
-        const row = o * inner;
-        for (let k = 0; k < r; k++) {
-          const c = factor * up[o * r + k]!;
-          if (c === 0) continue;
-          const d = k * inner;
-          for (let i = 0; i < inner; i++) w[row + i] += c * down[d + i]!;
-        }
-      }
+      updates.push({ down: await readF32(lora.file, m.down, lora.name), up: await readF32(lora.file, m.up, lora.name), r: m.rank, factor: scale * (alpha / m.rank) });
     }
-    if (entry.info.dtype === 'F16') {
-      const h = new Uint16Array(w.length);
-      for (let i = 0; i < w.length; i++) h[i] = floatToHalf(w[i]!);
-      fused[component][target] = { dtype: 'F16', shape: entry.info.shape, data: h };
-    } else if (entry.info.dtype === 'F32') {
-      fused[component][target] = { dtype: 'F32', shape: entry.info.shape, data: w };
-    } else {
-      throw new LoraFormatError(`${component}.${target} is stored as ${entry.info.dtype}; LoRAs can be fused into F16 and F32 weights only`);
+    const plan = plans.get(component)!;
+    let at = plan.offsets.get(target)!;
+    const acc = new Float32Array(inner);
+    const row16 = dtype === 'F16' ? new Uint16Array(inner) : undefined;
+    const rowBytes = new Uint8Array((row16 ?? acc).buffer);
+    for (let o = 0; o < outRows; o++) {
+      const base = o * inner;
+      if (src16) for (let i = 0; i < inner; i++) acc[i] = table[src16[base + i]!]!;
+      else acc.set(src32!.subarray(base, base + inner));
+      for (const { down, up, r, factor } of updates) {
+        const u = o * r;
+        let k = 0;
+        for (; k + 4 <= r; k += 4) axpy4(acc, down, k * inner, inner, factor * up[u + k]!, factor * up[u + k + 1]!, factor * up[u + k + 2]!, factor * up[u + k + 3]!);
+        for (; k < r; k++) axpy4(acc, down, k * inner, inner, factor * up[u + k]!, 0, 0, 0, 1);
+      }
+      for (let i = 0; i < inner; i++) {
+        const v = acc[i]!;
+        if (v - v !== 0) throw new LoraFormatError(`Fusing ${parts.map((p) => p.lora.name).join(' + ')} into ${component}.${target} gives ${Number.isNaN(v) ? 'NaN' : 'an infinite value'} (row ${o}); lower the scale`);
+        if (row16) row16[i] = floatToHalf(v);
+      }
+      plan.bytes.set(rowBytes, at);
+      at += rowBytes.length;
     }
   }
   const result = {} as Record<LoraComponent, WeightIndex>;
   for (const component of LORA_COMPONENTS) {
-    const tensors = fused[component];
-    if (!Object.keys(tensors).length) {
+    const plan = plans.get(component);
+    if (!plan) {
       result[component] = targets[component];
       continue;
     }
-    const bytes = encodeSafetensors(tensors);
     const names = loras.filter((l) => l.lora.report.perComponent[component] > 0).map((l) => `${l.lora.name}@${l.scale}`);
-    const file = await readSafetensorsHeader(blobSource(new Blob([bytes]), `${component} + LoRA ${names.join(' + ')}`));
+    // bytes, not a Blob: a Blob would copy them; the sessions read views of this one buffer
+    const file = await readSafetensorsHeader(bytesSource(plan.bytes, `${component} + LoRA ${names.join(' + ')}`));
     result[component] = targets[component].overlay(file);
   }
   return result;

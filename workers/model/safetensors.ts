@@ -153,17 +153,22 @@ export interface TensorToEncode {
   data: TensorData;
 }
 
-/** Writes a safetensors file (tensors sorted by name, header padded with spaces to 8 bytes). */
-export function encodeSafetensors(tensors: Record<string, TensorToEncode>, metadata?: Record<string, string>): Uint8Array<ArrayBuffer> {
+/**
+ * A safetensors file's bytes with the header written and the data area zeroed (tensors sorted by name,
+ * header padded with spaces to 8 bytes), and where each tensor's data starts: for writers that fill the
+ * data in place (no second copy of it).
+ */
+export function allocateSafetensors(tensors: Record<string, { dtype: DType; shape: number[] }>, metadata?: Record<string, string>): { bytes: Uint8Array<ArrayBuffer>; offsets: Map<string, number> } {
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let off = 0;
+  const rel = new Map<string, number>();
   for (const name of names) {
     const t = tensors[name];
     const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
-    if (t.data.byteLength !== bytes) throw new Error(`encodeSafetensors: tensor "${name}" ${t.dtype}${JSON.stringify(t.shape)} needs ${bytes} bytes, got ${t.data.byteLength}`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + bytes] };
+    rel.set(name, off);
     off += bytes;
   }
   const hb = new TextEncoder().encode(JSON.stringify(header));
@@ -173,11 +178,21 @@ export function encodeSafetensors(tensors: Record<string, TensorToEncode>, metad
   new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
   out.set(hb, 8);
   out.fill(0x20, 8 + hb.length, 8 + n);
-  let p = 8 + n;
-  for (const name of names) {
+  const offsets = new Map<string, number>();
+  for (const [name, o] of rel) offsets.set(name, 8 + n + o);
+  return { bytes: out, offsets };
+}
+
+/** Writes a safetensors file (tensors sorted by name, header padded with spaces to 8 bytes). */
+export function encodeSafetensors(tensors: Record<string, TensorToEncode>, metadata?: Record<string, string>): Uint8Array<ArrayBuffer> {
+  for (const [name, t] of Object.entries(tensors)) {
+    const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    if (t.data.byteLength !== bytes) throw new Error(`encodeSafetensors: tensor "${name}" ${t.dtype}${JSON.stringify(t.shape)} needs ${bytes} bytes, got ${t.data.byteLength}`);
+  }
+  const { bytes: out, offsets } = allocateSafetensors(tensors, metadata);
+  for (const [name, p] of offsets) {
     const d = tensors[name].data;
     out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), p);
-    p += d.byteLength;
   }
   return out;
 }
@@ -215,6 +230,16 @@ export function toFloat32(dtype: DType, bytes: Uint8Array, file = '?', name = '?
     case 'U32': return Float32Array.from(new Uint32Array(ab, o, len / 4));
     default: throw new SafetensorsError(file, `tensor "${name}": cannot convert dtype ${dtype} to float32`);
   }
+}
+
+let halfTable: Float32Array | undefined;
+/** Every IEEE half bit pattern as float32 (256 KiB, built on first use): for converting many values. */
+export function halfToFloatTable(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
+  }
+  return halfTable;
 }
 
 /** IEEE half bit pattern -> number. */

@@ -106,7 +106,7 @@ export class LoraPartialError extends Error {
   constructor(readonly report: LoraReport) {
     super(
       `LoRA ${report.name}: only ${report.matched} of ${report.modules} modules match this model (${report.unmatchedCount} unmatched, e.g. ${report.unmatched.slice(0, 3).join(', ')}); ` +
-        'applying part of a LoRA changes what it does, so it was not applied (allow a partial LoRA to apply the matching part)',
+        'applying part of a LoRA changes what it does, so it was not applied (to apply the matching part: --lora-allow-partial in the CLI, "Apply the matching part anyway" in the page)',
     );
     this.name = 'LoraPartialError';
   }

@@ -116,7 +116,7 @@ for (const fixture of FIXTURE_NAMES) {
         expect(r.code, r.log).toBe(0);
         expect(r.log).toMatch(/LoRA .*: \d+ of \d+ modules applied/);
         const d = await readAll(dump);
-        const errs = {
+        const errs: Record<string, number> = {
           ...Object.fromEntries(EMBEDS.map((k) => [k, maxAbsDiff(d[k]!, ref[k]!)])),
           latents: maxAbsDiff(d['latents']!, ref['latents_final']!),
           image: maxAbsDiff(d['image']!, ref['image']!),

@@ -91,7 +91,7 @@ for (const fixture of FIXTURE_NAMES) {
           '--scheduler', 'euler', '--seed', '1', '--latents', latents, '--dump', dump, '--out', join(tmp, `p${c.index}.png`), '--quiet',
         ]);
         const d = await readAll(dump);
-        const errs = {
+        const errs: Record<string, number> = {
           ...Object.fromEntries(EMBEDS.map((k) => [k, maxAbsDiff(d[k]!, ref[k]!)])),
           latents: maxAbsDiff(d['latents']!, ref['latents_final']!),
           image: maxAbsDiff(d['image']!, ref['image']!),

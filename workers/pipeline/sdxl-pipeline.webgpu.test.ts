@@ -12,6 +12,11 @@ import { fixtureDir, golden } from '../model/testing/fixtures.node.js';
 import { BlobRegistry } from './ort-backend';
 import { openSdxlModel } from './sdxl-model';
 import { SdxlPipeline } from './sdxl-pipeline';
+import { openLora } from '../model/lora';
+import { fileSource } from '../model/safetensors.node.js';
+import { FIXTURES } from '../model/testing/fixtures.node.js';
+import { readSafetensorsHeader, readTensorF32 } from '../model/safetensors';
+import { join } from 'node:path';
 
 const { skip } = await webgpuSuite();
 const ort = skip ? undefined : await import('onnxruntime-web/webgpu');
@@ -59,4 +64,40 @@ describe.skipIf(skip)('SDXL pipeline on WebGPU (Node, Dawn/lavapipe)', () => {
       }
     });
   }
+});
+
+describe.skipIf(skip)('LoRA on WebGPU fp16 (the path users run)', () => {
+  it('a kohya LoRA fused into the tiny KOALA matches diffusers; removing it gives the plain model back', { timeout: 600_000 }, async () => {
+    const dir = join(FIXTURES, 'lora-goldens', 'tiny-koala');
+    const golden = async (file: string) => {
+      const f = await readSafetensorsHeader(fileSource(join(dir, file)));
+      return { latents: await readTensorF32(f, 'latents_init'), image: await readTensorF32(f, 'image') };
+    };
+    const blobs = new BlobRegistry();
+    const model = await openSdxlModel(await localRepoFromDir(fixtureDir('tiny-koala'), { variant: null }), blobs);
+    const pipe = new SdxlPipeline(model, webgpu!.createWebgpuBackend(blobs), { precision: 'fp16' });
+    const run = async (ref: { latents: Float32Array; image: Float32Array }) => {
+      const d = await pipe.generate({
+        prompts: ['a koala in a tree'], negativePrompts: ['blurry'], promptStyle: 'plain', numImagesPerPrompt: 1, steps: 4, guidance: 5,
+        scheduler: 'euler', width: 64, height: 48, seed: 0, latents: ref.latents, dump: false,
+      });
+      const rgba = d.images[0]!.rgba;
+      let err = 0;
+      for (let p = 0; p < 64 * 48; p++) for (let c = 0; c < 3; c++) err = Math.max(err, Math.abs(rgba[p * 4 + c]! / 255 - ref.image[p * 3 + c]!));
+      return err;
+    };
+    try {
+      const lora = await openLora(fileSource(join(dir, 'loras/kohya.safetensors')), pipe.loraTargets(), 'kohya');
+      const reports = await pipe.setLoras([{ lora, scale: 1 }]);
+      expect(reports[0]).toMatchObject({ matched: 99, unmatchedCount: 0 });
+      const withLora = await run(await golden('lora_kohya.safetensors'));
+      await pipe.setLoras([]);
+      const without = await run(await golden('lora_none.safetensors'));
+      console.log(`webgpu fp16 LoRA: image max abs error ${withLora.toFixed(4)} with kohya@1, ${without.toFixed(4)} after removing it`);
+      expect(withLora).toBeLessThanOrEqual(5e-2);
+      expect(without).toBeLessThanOrEqual(5e-2);
+    } finally {
+      await pipe.release();
+    }
+  });
 });

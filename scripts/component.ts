@@ -4,7 +4,7 @@
  * safetensors file and writes every output as fp32 safetensors, so any component can be compared
  * with diffusers tensor by tensor.
  *
- *   npm run component -- --model DIR --component text_encoder|text_encoder_2|unet|vae_decoder
+ *   npm run component -- --model DIR --component text_encoder|text_encoder_2|unet|vae_decoder|vae_encoder
  *     [--variant fp16] [--precision fp32|fp16] [--max-binding-bytes N] --inputs IN.safetensors --out OUT.safetensors
  */
 import { parseArgs } from 'node:util';
@@ -22,7 +22,7 @@ import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js
 
 export class UsageError extends Error {}
 
-const COMPONENTS = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder'] as const;
+const COMPONENTS = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder'] as const;
 export type Component = (typeof COMPONENTS)[number];
 
 export interface ComponentOptions {
@@ -36,7 +36,7 @@ export interface ComponentOptions {
 }
 
 export const USAGE =
-  'usage: npm run component -- --model DIR --component text_encoder|text_encoder_2|unet|vae_decoder [--variant fp16] [--precision fp32|fp16] [--max-binding-bytes N] --inputs IN.safetensors --out OUT.safetensors';
+  'usage: npm run component -- --model DIR --component text_encoder|text_encoder_2|unet|vae_decoder|vae_encoder [--variant fp16] [--precision fp32|fp16] [--max-binding-bytes N] --inputs IN.safetensors --out OUT.safetensors';
 
 export function parseComponentArgs(argv: string[]): ComponentOptions {
   let values: Record<string, string | undefined>;
@@ -124,6 +124,12 @@ export async function buildComponentGraph(o: ComponentOptions, inputs: Tensors):
         configName,
         maxBindingBytes: o.maxBindingBytes,
       });
+    }
+    case 'vae_encoder': {
+      const [b, , h, w] = need(inputs, 'image', 4, o.inputs).shape;
+      const { buildVaeEncoderGraph } = await import('../workers/model/vae');
+      const vc = config as VaeConfig;
+      return buildVaeEncoderGraph(vc, weights, { batch: b, height: h, width: w, compute, configName, maxBindingBytes: o.maxBindingBytes, scale: Number(vc['scaling_factor'] ?? 1) });
     }
     case 'unet': {
       const [b, , h, w] = need(inputs, 'sample', 4, o.inputs).shape;

@@ -12,12 +12,17 @@ export type Bands = Value[];
 
 const rows = (v: Value) => shapeOf(v)[2];
 
-/** Splits x into `n` bands of (nearly) equal row counts (n = 1: [x]). */
-export function toBands(g: GraphBuilder, x: Value, n: number): Bands {
+/**
+ * Splits x into `n` bands of (nearly) equal row counts (n = 1: [x]); with `multiple`, every band's row
+ * count is a multiple of it (the encoder's stride-2 convs need even bands at every level).
+ */
+export function toBands(g: GraphBuilder, x: Value, n: number, multiple = 1): Bands {
   const h = shapeOf(x)[2];
-  n = Math.max(1, Math.min(n, h));
+  const units = Math.floor(h / multiple);
+  if (units * multiple !== h) throw new GraphError(`toBands: ${h} rows are not a multiple of ${multiple}`);
+  n = Math.max(1, Math.min(n, units));
   if (n === 1) return [x];
-  const sizes = Array.from({ length: n }, (_, i) => Math.floor(((i + 1) * h) / n) - Math.floor((i * h) / n));
+  const sizes = Array.from({ length: n }, (_, i) => (Math.floor(((i + 1) * units) / n) - Math.floor((i * units) / n)) * multiple);
   return g.op('Split', [x, g.constI64(sizes)], { axis: 2 }, { outputs: n });
 }
 
@@ -73,3 +78,19 @@ export const bandSilu = (g: GraphBuilder, b: Bands): Bands => b.map((x) => silu(
 export const bandAdd = (g: GraphBuilder, a: Bands, c: Bands): Bands => a.map((x, i) => g.op1('Add', [x, c[i]]));
 /** Nearest 2x upsampling per band (each band's rows double: exact). */
 export const bandUpsample2x = (g: GraphBuilder, b: Bands): Bands => b.map((x) => upsampleNearest(g, x, rows(x) * 2, shapeOf(x)[3] * 2));
+
+/**
+ * diffusers Downsample2D with padding 0 over bands: pad one zero row and column at the bottom and right,
+ * then a 3x3 conv with stride 2. Each band (even row count) reads the first row of the next band; the
+ * last band gets the zero row: exactly the unsplit result.
+ */
+export function bandDownsample(g: GraphBuilder, b: Bands, prefix: string): Bands {
+  return g.scope(prefix, () =>
+    b.map((x, i) => {
+      if (rows(x) % 2) throw new GraphError(`${prefix}: a band of ${rows(x)} rows cannot be downsampled exactly`);
+      const last = i === b.length - 1;
+      const input = last ? x : g.op1('Concat', [x, sliceRows(g, b[i + 1], 0, 1)], { axis: 2 });
+      return conv2d(g, input, prefix, { stride: 2, pads: [0, 0, last ? 1 : 0, 1] });
+    }),
+  );
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileSource } from './safetensors.node.js';
 import { WeightIndex } from './weights';
 
-export type ComponentName = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae' | 'vae_decoder';
+export type ComponentName = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae' | 'vae_decoder' | 'vae_encoder';
 
 /** Base weight-file name of a component folder (transformers vs diffusers naming). */
 export function weightBaseName(component: ComponentName): string {
@@ -24,7 +24,7 @@ export interface OpenedComponent {
  * listed in `<base>[.<variant>].safetensors.index.json`. Reads only the safetensors headers.
  */
 export async function openComponent(dir: string, component: ComponentName, variant?: string): Promise<OpenedComponent> {
-  const folder = component === 'vae_decoder' ? 'vae' : component;
+  const folder = component === 'vae_decoder' || component === 'vae_encoder' ? 'vae' : component;
   const cfgPath = join(dir, folder, 'config.json');
   if (!existsSync(cfgPath)) throw new Error(`${cfgPath}: not found (is ${dir} a diffusers model folder?)`);
   const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;

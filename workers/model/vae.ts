@@ -7,7 +7,7 @@
  */
 import { GraphBuilder, GraphError, type BuiltGraph, type Compute, type Value } from './graph';
 import { attention, conv2d, groupNorm, reshape, shapeOf, transpose } from './ops';
-import { bandAdd, bandConv, bandGroupNorm, bandSilu, bandUpsample2x, fromBands, toBands, type Bands } from './bands';
+import { bandAdd, bandConv, bandDownsample, bandGroupNorm, bandSilu, bandUpsample2x, fromBands, toBands, type Bands } from './bands';
 import type { WeightIndex } from './weights';
 
 export interface VaeConfig {
@@ -89,6 +89,80 @@ export function buildVaeDecoderGraph(config: VaeConfig, weights: WeightIndex, op
   }
   g.output(x, 'image');
   return g.build();
+}
+
+export interface VaeEncoderOptions {
+  batch: number;
+  /** Image height and width in pixels (multiples of 2^(number of down blocks − 1)). */
+  height: number;
+  width: number;
+  compute?: Compute;
+  /** Largest single tensor (bytes, default 128 MiB): the down path runs in row bands to fit (bands.ts). */
+  maxBindingBytes?: number;
+  /** Multiply the mean by this (the VAE's scaling_factor: the pipeline's latent scale); default 1. */
+  scale?: number;
+  configName?: string;
+}
+
+/**
+ * The encoder (diffusers `encoder` + `quant_conv`): `image` [B, in_channels, H, W] in [-1, 1] →
+ * `latents` = the latent distribution's mean × `scale` [B, latent_channels, H/2^k, W/2^k] (diffusers'
+ * `retrieve_latents(..., sample_mode="argmax")`, times scaling_factor as the img2img pipelines do), and
+ * `moments` (mean and log-variance, unscaled). The down path runs in row bands when a tensor would
+ * exceed `maxBindingBytes`: exact, like the decoder's up path.
+ */
+export function buildVaeEncoderGraph(config: VaeConfig, weights: WeightIndex, opts: VaeEncoderOptions): BuiltGraph {
+  const where = opts.configName ?? 'vae/config.json';
+  checkVaeConfig(config, where);
+  for (const t of (config['down_block_types'] as string[] | undefined) ?? []) {
+    if (t !== 'DownEncoderBlock2D') throw new GraphError(`${where}: unsupported "down_block_types" entry ${JSON.stringify(t)} (supported: "DownEncoderBlock2D")`);
+  }
+  const groups = config.norm_num_groups ?? 32;
+  const ch = config.block_out_channels;
+  const factor = 2 ** (ch.length - 1);
+  if (opts.height % factor || opts.width % factor) {
+    throw new GraphError(`VAE encoder: the image size ${opts.width}×${opts.height} must be a multiple of ${factor}`);
+  }
+  const inCh = Number(config['in_channels'] ?? 3);
+  const g = new GraphBuilder({ name: 'AutoencoderKL.encoder', weights, compute: opts.compute ?? 'float32' });
+  let x = g.toCompute(g.input('image', 'float32', [opts.batch, inCh, opts.height, opts.width]));
+  const n = encoderBandCount(ch, [opts.batch, inCh, opts.height, opts.width], g.computeBytes, opts.maxBindingBytes ?? 128 * 2 ** 20);
+  let b: Bands = bandConv(g, toBands(g, x, n, factor), 'encoder.conv_in');
+  ch.forEach((out, i) => {
+    const p = `encoder.down_blocks.${i}`;
+    for (let j = 0; j < config.layers_per_block; j++) b = resnet(g, b, `${p}.resnets.${j}`, out, groups);
+    if (i < ch.length - 1) b = bandDownsample(g, b, `${p}.downsamplers.0.conv`);
+  });
+  x = fromBands(g, b);
+  const top = ch[ch.length - 1];
+  x = resnet(g, [x], 'encoder.mid_block.resnets.0', top, groups)[0];
+  if (config.mid_block_add_attention !== false) x = midAttention(g, x, 'encoder.mid_block.attentions.0', groups, opts.maxBindingBytes);
+  x = resnet(g, [x], 'encoder.mid_block.resnets.1', top, groups)[0];
+  x = conv2d(g, bandSilu(g, [groupNorm(g, x, 'encoder.conv_norm_out', groups, EPS)])[0], 'encoder.conv_out');
+  if (config['use_quant_conv'] !== false) x = conv2d(g, x, 'quant_conv');
+  const lc = config.latent_channels;
+  if (shapeOf(x)[1] !== 2 * lc) throw new GraphError(`${weights.describe()}: the encoder gives ${shapeOf(x)[1]} channels, expected 2 × latent_channels = ${2 * lc}`);
+  const moments = g.cast(x, 'float32');
+  const mean = g.op1('Slice', [moments, g.constI64([0]), g.constI64([lc]), g.constI64([1])]);
+  g.output(moments, 'moments');
+  g.output(opts.scale !== undefined && opts.scale !== 1 ? g.op1('Mul', [mean, g.constF32([opts.scale], [])]) : mean, 'latents');
+  return g.build();
+}
+
+/** Row bands for the encoder's down path (band heights multiples of its total downscale), as bandCount. */
+function encoderBandCount(ch: number[], [b, c0, h, w]: number[], bytes: number, maxBytes: number): number {
+  const factor = 2 ** (ch.length - 1);
+  const perLevel: [number, number][] = []; // [bytes per row, downscale]
+  let cin = c0;
+  ch.forEach((out, i) => {
+    const s = 2 ** i;
+    perLevel.push([b * Math.max(cin, out, ch[0]) * (w / s) * bytes, s]);
+    cin = out;
+  });
+  const units = h / factor;
+  const fits = (n: number) => perLevel.every(([rowBytes, s]) => rowBytes * (Math.ceil(units / n) * (factor / s) + (n > 1 ? 2 : 0)) <= maxBytes);
+  for (let n = 1; n <= units; n++) if (fits(n)) return n;
+  return units;
 }
 
 /**

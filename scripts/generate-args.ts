@@ -38,6 +38,9 @@ export interface GenerateOptions {
   latents?: string;
   stepNoise?: string;
   dump?: string;
+  /** Image-to-image: a PNG file and the strength (0–1, default 0.8). */
+  initImage?: string;
+  strength?: number;
   /** `--lora LOCATION[:scale]`, in order. */
   loras: { location: string; scale: number }[];
   loraAllowPartial: boolean;
@@ -70,6 +73,13 @@ Sampling
   --original-size HxW --crop TOPxLEFT --target-size HxW   SDXL micro-conditioning
   --seed N                   0..4294967295 (default: random, printed)
   --num-images N             images per prompt (1..8)
+Image to image
+  --init-image FILE.png      start from this image (diffusers StableDiffusionXLImg2ImgPipeline): VAE-encoded
+                             (the latent mean), noised to where --strength of the schedule is left, denoised.
+                             Default size: the image's, rounded down to a multiple of 8; another --width/--height
+                             scales it to cover that size and crops the centre (said on stderr)
+  --strength S               0..1 (default 0.8): the share of the steps that run; 0 returns the input
+                             --latents then gives the noise added to the image
 LoRA
   --lora FILE_OR_REPO[:S]    repeatable (at most ${MAX_LORAS}): a local .safetensors file, owner/repo/file.safetensors
                              (owner/repo@rev/file…), or a hub file URL; scale S from ${LORA_SCALE.min} to ${LORA_SCALE.max} (default 1).
@@ -99,6 +109,14 @@ function pair(name: string, v: string | undefined): [number, number] | undefined
   const m = /^(\d+)x(\d+)$/i.exec(v.trim());
   if (!m) throw new UsageError(`--${name} must look like 1024x1024 (two integers separated by x), got "${v}"`);
   return [Number(m[1]), Number(m[2])];
+}
+
+function strength(v: string | undefined, initImage: string | undefined): number | undefined {
+  if (v === undefined) return initImage ? 0.8 : undefined;
+  if (!initImage) throw new UsageError('--strength needs --init-image (it is the share of the schedule run from that image)');
+  const s = Number(v);
+  if (v.trim() === '' || !Number.isFinite(s) || s < 0 || s > 1) throw new UsageError(`--strength must be a number from 0 to 1, got "${v}"`);
+  return s;
 }
 
 function parseLoraArgs(values: string[]): { location: string; scale: number }[] {
@@ -146,6 +164,8 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
         'step-noise': { type: 'string' },
         dump: { type: 'string' },
         lora: { type: 'string', multiple: true },
+        'init-image': { type: 'string' },
+        strength: { type: 'string' },
         'lora-allow-partial': { type: 'boolean' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean' },
@@ -214,6 +234,8 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
     latents: v.latents,
     stepNoise: v['step-noise'],
     dump: v.dump,
+    initImage: v['init-image'],
+    strength: strength(v.strength, v['init-image']),
     loras: parseLoraArgs(v.lora ?? []),
     loraAllowPartial: v['lora-allow-partial'] ?? false,
     quiet: v.quiet ?? false,

@@ -3,6 +3,8 @@
  * same engine code as the page (workers/pipeline, workers/model, workers/hub). See GENERATE_USAGE.
  */
 import { openAsBlob } from 'node:fs';
+import { decode as decodePng } from 'fast-png';
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -16,6 +18,7 @@ import { ensureHubFile } from '../workers/hub/hub-file';
 import { openLora, type LoraTargets, type OpenedLora } from '../workers/model/lora';
 import { blobSource, bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
 import { asEngineError, loraNameOf, parseHubLora } from '../workers/pipeline/lora-sources';
+import { defaultSizeFor, fitInitImage } from '../workers/pipeline/init-image';
 import { formatParameters } from '../workers/pipeline/a1111';
 import { BlobRegistry, createOrtBackend, type SessionFactory } from '../workers/pipeline/ort-backend';
 import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js';
@@ -103,6 +106,33 @@ async function openCliLoras(o: GenerateOptions, io: GenerateIo, targets: LoraTar
   return out;
 }
 
+/** A PNG file as RGBA (the CLI reads PNG only; the page also takes JPEG and WebP). */
+async function readPngRgba(path: string): Promise<{ data: Uint8Array; width: number; height: number }> {
+  const bytes = await readFile(path).catch(() => {
+    throw new EngineError('bad-input', `--init-image ${path}: no such file`);
+  });
+  let png;
+  try {
+    png = decodePng(bytes);
+  } catch (e) {
+    throw new EngineError('bad-input', `--init-image ${path}: not a PNG file the CLI can read (${(e as Error).message}); convert JPEG/WebP to PNG first`);
+  }
+  if (png.palette) throw new EngineError('bad-input', `--init-image ${path}: palette PNGs are not supported; save it as RGB`);
+  const { width, height, channels, depth } = png;
+  const src = png.data;
+  const data = new Uint8Array(width * height * 4);
+  const max = depth === 16 ? 65535 : 255;
+  for (let p = 0; p < width * height; p++) {
+    const px = (k: number) => Math.round((src[p * channels + k]! * 255) / max);
+    const gray = channels <= 2;
+    data[p * 4] = px(0);
+    data[p * 4 + 1] = gray ? px(0) : px(1);
+    data[p * 4 + 2] = gray ? px(0) : px(2);
+    data[p * 4 + 3] = 255;
+  }
+  return { data, width, height };
+}
+
 export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<PipelineResult> {
   const files = await openModelFiles(o, io);
   const blobs = new BlobRegistry();
@@ -113,8 +143,20 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
   const factory: SessionFactory = (graph, opts, createLocal) =>
     createNodeWasmSession(graph, { label: opts.label, ort, createLocal, log: io.log });
   const pipeline = new SdxlPipeline(model, createOrtBackend(ort, 'wasm', blobs, factory), { precision: o.precision });
-  const width = o.width ?? model.defaultSize;
-  const height = o.height ?? model.defaultSize;
+  let init: { image: Float32Array; strength: number } | undefined;
+  let initSha256: string | undefined;
+  let width = o.width ?? model.defaultSize;
+  let height = o.height ?? model.defaultSize;
+  if (o.initImage) {
+    const img = await readPngRgba(o.initImage);
+    const size = defaultSizeFor(img, model.vaeScale, 2048);
+    width = o.width ?? size.width;
+    height = o.height ?? size.height;
+    const { tensor, report } = fitInitImage(img, width, height);
+    if (report.message) io.log(`init image: ${report.message}`);
+    init = { image: tensor, strength: o.strength ?? 0.8 };
+    initSha256 = createHash('sha256').update(await readFile(o.initImage)).digest('hex');
+  }
   const steps = o.steps ?? 25;
   const seed = o.seed ?? randomSeed();
   let latents: Float32Array | undefined;
@@ -154,6 +196,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     numImages: o.numImages,
     promptStyle: o.promptStyle,
     loras: loras.length ? loras.map((l) => l.ref) : undefined,
+    ...(init ? { strength: init.strength, initImageSha256: initSha256 } : {}),
   });
   // the page's rules (workers/pipeline/params.ts), so CLI and page accept the same values
   assertValidParams(paramsFor(0, seed), { sizeMultiple: model.vaeScale });
@@ -167,10 +210,13 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
       numImagesPerPrompt: o.numImages,
       latents,
       stepNoise,
+      init,
       dump: !!o.dump,
       onPhase: (_phase, label) => io.log(label),
       onStep: (s) => io.log(`step ${s.step}/${s.total}  ${s.rate.toFixed(2)} it/s`),
     });
+    if (result.note) io.log(`note: ${result.note}`);
+    else if (init) io.log(`image to image: strength ${init.strength}, ${result.stepsRun} of ${steps} steps run`);
     if (result.prompt.style === 'weighted') io.log(`prompt read with A1111 weights: ${result.prompt.chunks} chunk(s), ${result.prompt.tokens} text tokens`);
     if (result.truncated.prompt) io.log(`warning: the prompt is longer than 77 tokens; ${result.truncated.prompt} tokens were dropped (--prompt-style plain; auto or weighted keep them)`);
     if (result.truncated.negativePrompt)

@@ -203,6 +203,7 @@ export function createEngine(): Engine {
 
     async generate(params, ctx: GenerateContext) {
       assertValidParams(params);
+      if (params.strength !== undefined) throw new EngineError('bad-input', 'Image to image is not in the page yet (the CLI has it: npm run generate -- --init-image FILE.png --strength S).');
       const l = await load(params.model, params.precision, ctx);
       const loraReports = await applyLoras(l, params.loras ?? [], ctx);
       const cfg = params.guidance > 1;

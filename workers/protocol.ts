@@ -94,6 +94,12 @@ export interface GenerateParams {
   promptStyle?: PromptStyle;
   /** LoRAs fused into the U-Net and text encoders for this generation (at most 8). */
   loras?: LoraRef[];
+  /**
+   * Image to image (CLI `--init-image`; the page's mode switch is not built yet): the share of the
+   * schedule run from the input image (0–1), and the input file's sha256, both written into the PNG.
+   */
+  strength?: number;
+  initImageSha256?: string;
 }
 
 export type EngineRequest =

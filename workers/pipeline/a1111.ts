@@ -11,7 +11,8 @@
  * A1111 omits the negative line when the negative prompt is empty; we write it (empty) when a
  * negative prompt was given as '' so that '' (encoded) and none (zeros) stay distinct.
  * Extra keys of ours (A1111 keeps unknown keys): `Timestep spacing`, `Original size`, `Crop`,
- * `Target size` (only when set), `Variant`, `Version`.
+ * `Target size` (only when set), `Variant`, `Version`; image to image: A1111's `Denoising strength` and
+ * our `Init image hash` (first 16 hex digits of the input file's sha256).
  * LoRAs are written as A1111 writes them: `<lora:name:scale>` tags at the end of the prompt (A1111's
  * users type them there), one per LoRA applied (scale ≠ 0); parsing takes them out of the prompt again.
  *
@@ -52,6 +53,8 @@ export function formatParameters(params: GenerateParams, seed: number = params.s
     ['CFG scale', num(params.guidance)],
     ['Seed', num(seed)],
     ['Size', `${params.width}x${params.height}`],
+    ['Denoising strength', params.strength !== undefined ? num(params.strength) : undefined],
+    ['Init image hash', params.initImageSha256?.slice(0, 16)],
     ['Model', params.model.repo],
     ['Variant', params.model.variant],
     ['Timestep spacing', params.timestepSpacing],

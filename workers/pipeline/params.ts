@@ -103,6 +103,9 @@ export function validateParams(p: unknown, options: ValidateOptions = {}): strin
     errors.push(`promptStyle must be one of ${PROMPT_STYLES.join(', ')}, got ${show(q.promptStyle)}`);
   }
   errors.push(...validateLoras(q.loras));
+  if (q.strength !== undefined && (typeof q.strength !== 'number' || !(q.strength >= 0 && q.strength <= 1))) {
+    errors.push(`strength must be a number from 0 to 1, got ${show(q.strength)}`);
+  }
   return errors;
 }
 

@@ -151,6 +151,21 @@ for (const fixture of ['tiny-sdxl', 'tiny-koala']) {
 }
 
 describe('scheduler API', () => {
+  it('image to image: add_noise coefficients per step (Euler: x + σ·n; DPM++/DDIM: α·x + σα·n) and DPM++ starting first-order at its begin index', () => {
+    const e = createScheduler('euler', config, 5);
+    expect(e.noiseCoefficients(2)).toEqual({ original: 1, noise: e.sigmas[2] });
+    const acp = alphasCumprod(makeBetas(config));
+    const d = createScheduler('ddim', config, 5);
+    const t = d.timesteps[2]!;
+    expect(d.noiseCoefficients(2).original).toBeCloseTo(Math.sqrt(acp[t]!), 6);
+    expect(d.noiseCoefficients(2).noise).toBeCloseTo(Math.sqrt(1 - acp[t]!), 6);
+    const full = createScheduler('dpmpp-2m', config, 10);
+    const late = createScheduler('dpmpp-2m', config, 10, { beginIndex: 4 });
+    expect(full.stepCoefficients(4).prevX0).not.toBe(0);
+    expect(late.stepCoefficients(4).prevX0).toBe(0);
+    expect(late.stepCoefficients(5)).toEqual(full.stepCoefficients(5));
+  });
+
   it('rejects unknown names, listing the valid ones', () => {
     expect(() => createScheduler('heun', config, 10)).toThrow(
       'Unknown scheduler "heun": expected one of euler, euler-a, dpmpp-2m, dpmpp-2m-karras, ddim',

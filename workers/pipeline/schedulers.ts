@@ -40,6 +40,11 @@ export interface SchedulerOptions {
   timestepSpacing?: TimestepSpacing;
   /** Karras sigmas for `euler` (default: the config's `use_karras_sigmas`). */
   karras?: boolean;
+  /**
+   * The first step that runs (image-to-image starts part-way: diffusers' `set_begin_index`); DPM++ 2M
+   * takes a first-order step there, as it has no history yet. Default 0.
+   */
+  beginIndex?: number;
 }
 
 /** One step as a linear combination (see the file comment). */
@@ -75,6 +80,11 @@ export interface Scheduler {
   /** `scale_model_input` multiplier for step i: the U-Net gets sample · scaleFactor(i). */
   scaleFactor(i: number): number;
   stepCoefficients(i: number): StepCoefficients;
+  /**
+   * diffusers' `add_noise` at step i's noise level: noisy = original·a + noise·b (Euler: a = 1, b = sigma;
+   * DPM++ and DDIM work on the variance-preserving latent: a = alpha, b = sigma·alpha).
+   */
+  noiseCoefficients(i: number): { original: number; noise: number };
   /** Predicted x0 from this step's model output. */
   predictX0(i: number, modelOutput: Float32Array, sample: Float32Array): Float32Array;
   /** prev_sample of step i. Steps must run in order 0, 1, … when usesHistory. */
@@ -190,8 +200,18 @@ class LinearScheduler implements Scheduler {
     private readonly scales: Float64Array,
     private readonly coeffs: StepCoefficients[],
     readonly needsNoise: boolean,
+    /** Variance-preserving latents (DPM++, DDIM): add_noise scales the original by alpha. */
+    private readonly vp = false,
   ) {
     this.numSteps = timesteps.length;
+  }
+
+  noiseCoefficients(i: number): { original: number; noise: number } {
+    this.check(i);
+    const s = this.sigmas[i]!;
+    if (!this.vp) return { original: 1, noise: s };
+    const alpha = f32(1 / f32(Math.sqrt(f32(s * s + 1))));
+    return { original: alpha, noise: f32(s * alpha) };
   }
 
   readonly order = 1;
@@ -386,7 +406,7 @@ function dpmpp2m(name: 'dpmpp-2m' | 'dpmpp-2m-karras', cfg: SchedulerConfig, n: 
     const ratio = f32(gt / g0);
     const isLast = i === steps - 1;
     const lowerFinal = isLast && (eulerAtFinal || (lowerOrderFinal && steps < 15) || finalType === 'zero');
-    if (order === 1 || i < 1 || lowerFinal) {
+    if (order === 1 || i < (opts.beginIndex ?? 0) + 1 || lowerFinal) {
       // x_t = (sigma_t/sigma_s)·x + K·x0
       coeffs.push({ sample: ratio + K * p, modelOutput: K * q, prevX0: 0, noise: 0, x0Sample: p, x0ModelOutput: q });
     } else {
@@ -400,7 +420,7 @@ function dpmpp2m(name: 'dpmpp-2m' | 'dpmpp-2m-karras', cfg: SchedulerConfig, n: 
       coeffs.push({ sample: ratio + w0 * p, modelOutput: w0 * q, prevX0: w1, noise: 0, x0Sample: p, x0ModelOutput: q });
     }
   }
-  return new LinearScheduler(name, timesteps, sigmas, 1, scales, coeffs, false);
+  return new LinearScheduler(name, timesteps, sigmas, 1, scales, coeffs, false, true);
 }
 
 function ddim(cfg: SchedulerConfig, n: number, opts: SchedulerOptions, where: string): Scheduler {
@@ -437,7 +457,7 @@ function ddim(cfg: SchedulerConfig, n: number, opts: SchedulerOptions, where: st
   sig.push(Math.sqrt((1 - acpAt(ts[ts.length - 1]! - ratio)) / acpAt(ts[ts.length - 1]! - ratio)));
   const timesteps = Float32Array.from(ts);
   const scales = new Float64Array(timesteps.length).fill(1);
-  return new LinearScheduler('ddim', timesteps, Float32Array.from(sig), 1, scales, coeffs, false);
+  return new LinearScheduler('ddim', timesteps, Float32Array.from(sig), 1, scales, coeffs, false, true);
 }
 
 /**

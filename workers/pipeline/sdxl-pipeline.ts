@@ -11,7 +11,7 @@ import type { InferenceSession, Tensor } from 'onnxruntime-web';
 import { buildClipTextGraph } from '../model/clip';
 import type { BuiltGraph, Compute } from '../model/graph';
 import { buildUnetGraph } from '../model/unet';
-import { buildVaeDecoderGraph } from '../model/vae';
+import { buildVaeDecoderGraph, buildVaeEncoderGraph } from '../model/vae';
 import { fuseLoras, LORA_COMPONENTS, type LoraReport, type LoraTargets, type LoraUse } from '../model/lora';
 import type { LoraComponent } from '../model/lora-keys';
 import { EngineError, type Precision, type SchedulerName, type TimestepSpacing } from '../protocol';
@@ -49,8 +49,14 @@ export interface PipelineRequest {
    * a prompt is longer than 75 tokens or uses the weighting syntax, else plain.
    */
   promptStyle?: PromptStyle;
-  /** Unit-variance initial noise [B,4,h,w], replacing the seeded noise. */
+  /** Unit-variance initial noise [B,4,h,w], replacing the seeded noise (image-to-image: the noise added to the image). */
   latents?: Float32Array;
+  /**
+   * Image-to-image (diffusers StableDiffusionXLImg2ImgPipeline): the start image [1, 3, height, width] in
+   * [-1, 1], encoded by the VAE (the distribution's mean), noised to the step where `strength` of the
+   * schedule is left, then denoised from there. strength 1 runs every step (still from the noised image).
+   */
+  init?: { image: Float32Array; strength: number };
   /** Per-step noise for ancestral samplers ([B,4,h,w] each), replacing the seeded draws. */
   stepNoise?: Float32Array[];
   /** Read x0 back and report a preview every N steps (0: never). */
@@ -77,6 +83,10 @@ export interface DumpTensor {
 
 export interface PipelineResult {
   images: PipelineImage[];
+  /** Something the user should know about this result (e.g. strength 0 returned the input unchanged). */
+  note?: string;
+  /** Denoising steps that ran (image-to-image runs the last strength × steps). */
+  stepsRun?: number;
   /** How the prompts were read and the U-Net's text length (the last prompt's when prompts were run apart). */
   prompt: { style: 'plain' | 'weighted'; chunks: number; tokens: number };
   truncated: { prompt: number; negativePrompt: number };
@@ -104,6 +114,15 @@ export function uniformLayersPerBlock(config: Record<string, unknown>): number |
   if (typeof v === 'number') return v;
   if (Array.isArray(v) && v.length && v.every((x) => x === v[0]) && typeof v[0] === 'number') return v[0];
   return undefined;
+}
+
+/**
+ * diffusers img2img `get_timesteps`: init_timestep = min(int(steps × strength), steps); the loop starts at
+ * index steps − init_timestep (steps: none runs for strength 0).
+ */
+export function img2imgBeginIndex(steps: number, strength: number): number {
+  if (!(strength >= 0 && strength <= 1)) throw new EngineError('bad-input', `strength must be from 0 to 1, got ${strength}`);
+  return Math.max(steps - Math.min(Math.floor(steps * strength), steps), 0);
 }
 
 function checkAbort(signal?: AbortSignal) {
@@ -265,6 +284,15 @@ export class SdxlPipeline {
     );
   }
 
+  /** The VAE encoder at an image size (fp32 like the decoder, row-banded to VAE_BAND_BYTES). */
+  private vaeEncoder(height: number, width: number): Promise<InferenceSession> {
+    const maxBindingBytes = Math.min(this.options.maxBindingBytes ?? VAE_BAND_BYTES, VAE_BAND_BYTES);
+    const scale = Number(this.model.vae.config.scaling_factor ?? 0.13025);
+    return this.session('vae_encoder', `${height}x${width}`, () =>
+      buildVaeEncoderGraph(this.model.vae.config, this.model.vae.weights, { batch: 1, height, width, compute: 'float32', maxBindingBytes, scale }),
+    );
+  }
+
   private step(batch: number, h: number, w: number, cfg: boolean, withNoise: boolean) {
     const channels = Number(this.model.unet.config['in_channels'] ?? 4);
     return this.session('step', `${batch}x${h}x${w}:${cfg}:${withNoise}`, () =>
@@ -334,7 +362,12 @@ export class SdxlPipeline {
     const { h, w } = this.latentSize(req.width, req.height);
     const C = Number(this.model.unet.config['in_channels'] ?? 4);
     const cfg = req.guidance > 1;
-    const scheduler: Scheduler = createScheduler(req.scheduler, this.model.schedulerConfig, req.steps, { timestepSpacing: req.timestepSpacing });
+    const begin = req.init ? img2imgBeginIndex(req.steps, req.init.strength) : 0;
+    if (req.init && req.init.image.length !== 3 * req.width * req.height) {
+      throw new EngineError('bad-input', `init image: expected 3×${req.height}×${req.width} values, got ${req.init.image.length}`);
+    }
+    if (req.init && begin >= req.steps) return this.unchanged(req, B, t0);
+    const scheduler: Scheduler = createScheduler(req.scheduler, this.model.schedulerConfig, req.steps, { timestepSpacing: req.timestepSpacing, beginIndex: begin });
     const withNoise = scheduler.needsNoise;
     const latentLen = C * h * w;
     const dump: Record<string, DumpTensor> | undefined = req.dump ? {} : undefined;
@@ -404,9 +437,25 @@ export class SdxlPipeline {
     } else {
       init = batchLatents(req.seed, B, C, h, w);
     }
-    const sigma0 = scheduler.initNoiseSigma;
-    const start = init.map((v) => Math.fround(v * sigma0));
-    const scale0 = scheduler.scaleFactor(0);
+    let start: Float32Array;
+    if (req.init) {
+      // diffusers prepare_latents: image_latents (mean × scaling_factor), then add_noise at the first step that runs
+      const tEnc = now();
+      req.onPhase?.('encode', 'Encoding the input image');
+      const enc = await this.vaeEncoder(req.height, req.width);
+      const encoded = (await enc.run({ image: this.backend.tensor('float32', req.init.image, [1, 3, req.height, req.width]) }))['latents']!;
+      const imageLatents = Float32Array.from(await this.backend.read(encoded));
+      this.backend.dispose(encoded);
+      if (dump) dump['image_latents'] = { data: imageLatents, dims: [1, C, h, w] };
+      const { original, noise } = scheduler.noiseCoefficients(begin);
+      start = init.map((v, k) => Math.fround(Math.fround(imageLatents[k % latentLen]! * original) + Math.fround(v * noise)));
+      timings['encode_image'] = now() - tEnc;
+    } else {
+      const sigma0 = scheduler.initNoiseSigma;
+      start = init.map((v) => Math.fround(v * sigma0));
+    }
+    if (dump && req.init) dump['latents_start'] = { data: start, dims: [B, C, h, w] };
+    const scale0 = scheduler.scaleFactor(begin);
     const in0 = new Float32Array((cfg ? 2 : 1) * B * latentLen);
     for (let i = 0; i < in0.length; i++) in0[i] = Math.fround(start[i % start.length]! * scale0);
 
@@ -423,7 +472,7 @@ export class SdxlPipeline {
     const tLoop = now();
     req.onPhase?.('denoise', 'Denoising');
     const n = scheduler.numSteps;
-    for (let i = 0; i < n; i++) {
+    for (let i = begin; i < n; i++) {
       checkAbort(req.signal);
       const tStep = now();
       const out = await unet.run({
@@ -444,13 +493,14 @@ export class SdxlPipeline {
       sample = r['next']!;
       prevX0 = r['x0']!;
       unetIn = r['unet_in']!;
-      if (req.onPreview && req.previewEvery && ((i + 1) % req.previewEvery === 0 || i + 1 === n) && i + 1 < n) {
+      const done = i + 1 - begin;
+      if (req.onPreview && req.previewEvery && (done % req.previewEvery === 0 || i + 1 === n) && i + 1 < n) {
         const x0 = await this.backend.read(prevX0);
-        for (let k = 0; k < B; k++) req.onPreview({ step: i + 1, width: w, height: h, rgba: latentPreview(x0, h, w, k), image: k });
+        for (let k = 0; k < B; k++) req.onPreview({ step: done, width: w, height: h, rgba: latentPreview(x0, h, w, k), image: k });
       }
       const elapsed = now() - tLoop;
-      timings[`step${i + 1}`] = now() - tStep;
-      req.onStep?.({ step: i + 1, total: n, elapsed, rate: (i + 1) / elapsed });
+      timings[`step${done}`] = now() - tStep;
+      req.onStep?.({ step: done, total: n - begin, elapsed, rate: done / elapsed });
     }
     timings['denoise'] = now() - tLoop;
     this.backend.dispose(unetIn);
@@ -488,6 +538,28 @@ export class SdxlPipeline {
       readbacks: this.backend.readbacks - readbacksAtStart,
       timings,
       dump,
+      stepsRun: n - begin,
+    };
+  }
+
+  /** Image-to-image with a strength that leaves no step to run: the input image, unchanged (and said so). */
+  private unchanged(req: PipelineRequest, B: number, t0: number): PipelineResult {
+    const unit = new Float32Array(B * req.height * req.width * 3);
+    const img = req.init!.image;
+    const plane = req.height * req.width;
+    for (let k = 0; k < B; k++) for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) {
+      unit[(k * plane + p) * 3 + c] = Math.min(1, Math.max(0, img[c * plane + p]! / 2 + 0.5));
+    }
+    const images = Array.from({ length: B }, (_, k) => ({ rgba: unitToRgba(unit, req.height, req.width, k), width: req.width, height: req.height, seed: deriveSeed(req.seed, k) }));
+    return {
+      images,
+      note: `strength ${req.init!.strength} of ${req.steps} steps leaves no step to run: the input image is returned unchanged`,
+      stepsRun: 0,
+      prompt: { style: 'plain', chunks: 1, tokens: 77 },
+      truncated: { prompt: 0, negativePrompt: 0 },
+      readbacks: 0,
+      timings: { total: now() - t0 },
+      dump: req.dump ? { image: { data: unit, dims: [B, req.height, req.width, 3] } } : undefined,
     };
   }
 

@@ -41,6 +41,8 @@ export interface GenerateOptions {
   /** Image-to-image: a PNG file and the strength (0–1, default 0.8). */
   initImage?: string;
   strength?: number;
+  /** Inpainting: a PNG mask (white = repaint). */
+  mask?: string;
   /** `--lora LOCATION[:scale]`, in order. */
   loras: { location: string; scale: number }[];
   loraAllowPartial: boolean;
@@ -80,6 +82,9 @@ Image to image
                              scales it to cover that size and crops the centre (said on stderr)
   --strength S               0..1 (default 0.8): the share of the steps that run; 0 returns the input
                              --latents then gives the noise added to the image
+  --mask FILE.png            inpainting (diffusers StableDiffusionXLInpaintPipeline): white = repaint, black = keep;
+                             resized like the image when its size differs; needs --init-image. A 4-channel U-Net
+                             gets the kept part blended back every step; a 9-channel inpainting U-Net sees the mask
 LoRA
   --lora FILE_OR_REPO[:S]    repeatable (at most ${MAX_LORAS}): a local .safetensors file, owner/repo/file.safetensors
                              (owner/repo@rev/file…), or a hub file URL; scale S from ${LORA_SCALE.min} to ${LORA_SCALE.max} (default 1).
@@ -112,6 +117,7 @@ function pair(name: string, v: string | undefined): [number, number] | undefined
 }
 
 function strength(v: string | undefined, initImage: string | undefined): number | undefined {
+  // (the mask check lives here too: both need --init-image)
   if (v === undefined) return initImage ? 0.8 : undefined;
   if (!initImage) throw new UsageError('--strength needs --init-image (it is the share of the schedule run from that image)');
   const s = Number(v);
@@ -165,6 +171,7 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
         dump: { type: 'string' },
         lora: { type: 'string', multiple: true },
         'init-image': { type: 'string' },
+        mask: { type: 'string' },
         strength: { type: 'string' },
         'lora-allow-partial': { type: 'boolean' },
         quiet: { type: 'boolean' },
@@ -209,6 +216,7 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
     if (n !== undefined && n % 8 !== 0) throw new UsageError(`--${name} must be a multiple of 8 (the VAE downsamples by 8), got ${n}`);
     return n;
   };
+  if (v.mask && !v['init-image']) throw new UsageError('--mask needs --init-image (the picture to inpaint)');
   return {
     model: v.model,
     revision: v.revision ?? 'main',
@@ -235,6 +243,7 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
     stepNoise: v['step-noise'],
     dump: v.dump,
     initImage: v['init-image'],
+    mask: v.mask,
     strength: strength(v.strength, v['init-image']),
     loras: parseLoraArgs(v.lora ?? []),
     loraAllowPartial: v['lora-allow-partial'] ?? false,

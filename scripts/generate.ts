@@ -18,7 +18,7 @@ import { ensureHubFile } from '../workers/hub/hub-file';
 import { openLora, type LoraTargets, type OpenedLora } from '../workers/model/lora';
 import { blobSource, bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
 import { asEngineError, loraNameOf, parseHubLora } from '../workers/pipeline/lora-sources';
-import { defaultSizeFor, fitInitImage } from '../workers/pipeline/init-image';
+import { defaultSizeFor, fitInitImage, fitMask } from '../workers/pipeline/init-image';
 import { formatParameters } from '../workers/pipeline/a1111';
 import { BlobRegistry, createOrtBackend, type SessionFactory } from '../workers/pipeline/ort-backend';
 import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js';
@@ -107,17 +107,17 @@ async function openCliLoras(o: GenerateOptions, io: GenerateIo, targets: LoraTar
 }
 
 /** A PNG file as RGBA (the CLI reads PNG only; the page also takes JPEG and WebP). */
-async function readPngRgba(path: string): Promise<{ data: Uint8Array; width: number; height: number }> {
+async function readPngRgba(path: string, flag = '--init-image'): Promise<{ data: Uint8Array; width: number; height: number }> {
   const bytes = await readFile(path).catch(() => {
-    throw new EngineError('bad-input', `--init-image ${path}: no such file`);
+    throw new EngineError('bad-input', `${flag} ${path}: no such file`);
   });
   let png;
   try {
     png = decodePng(bytes);
   } catch (e) {
-    throw new EngineError('bad-input', `--init-image ${path}: not a PNG file the CLI can read (${(e as Error).message}); convert JPEG/WebP to PNG first`);
+    throw new EngineError('bad-input', `${flag} ${path}: not a PNG file the CLI can read (${(e as Error).message}); convert JPEG/WebP to PNG first`);
   }
-  if (png.palette) throw new EngineError('bad-input', `--init-image ${path}: palette PNGs are not supported; save it as RGB`);
+  if (png.palette) throw new EngineError('bad-input', `${flag} ${path}: palette PNGs are not supported; save it as RGB`);
   const { width, height, channels, depth } = png;
   const src = png.data;
   const data = new Uint8Array(width * height * 4);
@@ -143,7 +143,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
   const factory: SessionFactory = (graph, opts, createLocal) =>
     createNodeWasmSession(graph, { label: opts.label, ort, createLocal, log: io.log });
   const pipeline = new SdxlPipeline(model, createOrtBackend(ort, 'wasm', blobs, factory), { precision: o.precision });
-  let init: { image: Float32Array; strength: number } | undefined;
+  let init: { image: Float32Array; strength: number; mask?: Float32Array } | undefined;
   let initSha256: string | undefined;
   let width = o.width ?? model.defaultSize;
   let height = o.height ?? model.defaultSize;
@@ -155,6 +155,11 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     const { tensor, report } = fitInitImage(img, width, height);
     if (report.message) io.log(`init image: ${report.message}`);
     init = { image: tensor, strength: o.strength ?? 0.8 };
+    if (o.mask) {
+      const m = fitMask(await readPngRgba(o.mask, '--mask'), width, height);
+      if (m.report.message) io.log(`mask: ${m.report.message}`);
+      init.mask = m.mask;
+    }
     initSha256 = createHash('sha256').update(await readFile(o.initImage)).digest('hex');
   }
   const steps = o.steps ?? 25;
@@ -196,7 +201,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     numImages: o.numImages,
     promptStyle: o.promptStyle,
     loras: loras.length ? loras.map((l) => l.ref) : undefined,
-    ...(init ? { strength: init.strength, initImageSha256: initSha256 } : {}),
+    ...(init ? { strength: init.strength, initImageSha256: initSha256, mode: init.mask ? ('inpaint' as const) : ('img2img' as const) } : {}),
   });
   // the page's rules (workers/pipeline/params.ts), so CLI and page accept the same values
   assertValidParams(paramsFor(0, seed), { sizeMultiple: model.vaeScale });
@@ -216,7 +221,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
       onStep: (s) => io.log(`step ${s.step}/${s.total}  ${s.rate.toFixed(2)} it/s`),
     });
     if (result.note) io.log(`note: ${result.note}`);
-    else if (init) io.log(`image to image: strength ${init.strength}, ${result.stepsRun} of ${steps} steps run`);
+    else if (init) io.log(`${init.mask ? 'inpainting' : 'image to image'}: strength ${init.strength}, ${result.stepsRun} of ${steps} steps run`);
     if (result.prompt.style === 'weighted') io.log(`prompt read with A1111 weights: ${result.prompt.chunks} chunk(s), ${result.prompt.tokens} text tokens`);
     if (result.truncated.prompt) io.log(`warning: the prompt is longer than 77 tokens; ${result.truncated.prompt} tokens were dropped (--prompt-style plain; auto or weighted keep them)`);
     if (result.truncated.negativePrompt)

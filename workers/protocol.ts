@@ -100,6 +100,8 @@ export interface GenerateParams {
    */
   strength?: number;
   initImageSha256?: string;
+  /** What the run did, for the PNG: text to image (absent), image to image, or inpainting. */
+  mode?: 'img2img' | 'inpaint';
 }
 
 export type EngineRequest =

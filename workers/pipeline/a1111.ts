@@ -53,6 +53,7 @@ export function formatParameters(params: GenerateParams, seed: number = params.s
     ['CFG scale', num(params.guidance)],
     ['Seed', num(seed)],
     ['Size', `${params.width}x${params.height}`],
+    ['Mode', params.mode],
     ['Denoising strength', params.strength !== undefined ? num(params.strength) : undefined],
     ['Init image hash', params.initImageSha256?.slice(0, 16)],
     ['Model', params.model.repo],

@@ -107,3 +107,22 @@ export function defaultSizeFor(img: { width: number; height: number }, multiple:
   const r = (v: number) => Math.max(multiple, Math.floor((v * s) / multiple) * multiple);
   return { width: r(img.width), height: r(img.height) };
 }
+
+/**
+ * An inpainting mask from RGBA pixels (white = repaint): grey level as PIL's "L" (299/587/114), sized like
+ * the input image (cover + centre crop), then binarized at 0.5 as diffusers' mask processor does.
+ * Returns [height × width] of 0/1.
+ */
+export function fitMask(img: RgbaImage, width: number, height: number): { mask: Float32Array; report: FitReport } {
+  const grey = new Uint8Array(img.width * img.height * 4);
+  for (let p = 0; p < img.width * img.height; p++) {
+    const l = Math.floor((img.data[p * 4]! * 299 + img.data[p * 4 + 1]! * 587 + img.data[p * 4 + 2]! * 114) / 1000);
+    grey[p * 4] = grey[p * 4 + 1] = grey[p * 4 + 2] = l;
+    grey[p * 4 + 3] = 255;
+  }
+  const { tensor, report } = fitInitImage({ data: grey, width: img.width, height: img.height }, width, height);
+  const plane = width * height;
+  const mask = new Float32Array(plane);
+  for (let p = 0; p < plane; p++) mask[p] = (tensor[p]! + 1) / 2 >= 0.5 ? 1 : 0;
+  return { mask, report: report.message ? { ...report, message: report.message.replace('input', 'mask') } : report };
+}

@@ -154,7 +154,7 @@ describe('scheduler API', () => {
   it('image to image: add_noise coefficients per step (Euler: x + σ·n; DPM++/DDIM: α·x + σα·n) and DPM++ starting first-order at its begin index', () => {
     const e = createScheduler('euler', config, 5);
     expect(e.noiseCoefficients(2)).toEqual({ original: 1, noise: e.sigmas[2] });
-    const acp = alphasCumprod(makeBetas(config));
+    const acp = alphasCumprod(makeBetas(config, 'test'));
     const d = createScheduler('ddim', config, 5);
     const t = d.timesteps[2]!;
     expect(d.noiseCoefficients(2).original).toBeCloseTo(Math.sqrt(acp[t]!), 6);

@@ -56,7 +56,17 @@ export interface PipelineRequest {
    * [-1, 1], encoded by the VAE (the distribution's mean), noised to the step where `strength` of the
    * schedule is left, then denoised from there. strength 1 runs every step (still from the noised image).
    */
-  init?: { image: Float32Array; strength: number };
+  init?: {
+    image: Float32Array;
+    strength: number;
+    /**
+     * Inpainting (diffusers StableDiffusionXLInpaintPipeline): [1, 1, height, width], 1 = repaint, 0 = keep
+     * (binarized). A 4-channel U-Net gets the kept region blended back after every step; a 9-channel
+     * inpainting U-Net gets the mask and the masked image's latents as extra input channels. strength 1
+     * starts from pure noise.
+     */
+    mask?: Float32Array;
+  };
   /** Per-step noise for ancestral samplers ([B,4,h,w] each), replacing the seeded draws. */
   stepNoise?: Float32Array[];
   /** Read x0 back and report a preview every N steps (0: never). */
@@ -114,6 +124,13 @@ export function uniformLayersPerBlock(config: Record<string, unknown>): number |
   if (typeof v === 'number') return v;
   if (Array.isArray(v) && v.length && v.every((x) => x === v[0]) && typeof v[0] === 'number') return v[0];
   return undefined;
+}
+
+/** torch `interpolate(mode="nearest")` of a [H, W] plane to [h, w] (source index floor(dst × H / h)). */
+export function nearestDownsample(plane: Float32Array, H: number, W: number, h: number, w: number): Float32Array {
+  const out = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[y * w + x] = plane[Math.floor((y * H) / h) * W + Math.floor((x * W) / w)]!;
+  return out;
 }
 
 /**
@@ -293,11 +310,23 @@ export class SdxlPipeline {
     );
   }
 
-  private step(batch: number, h: number, w: number, cfg: boolean, withNoise: boolean) {
-    const channels = Number(this.model.unet.config['in_channels'] ?? 4);
-    return this.session('step', `${batch}x${h}x${w}:${cfg}:${withNoise}`, () =>
-      buildStepGraph({ batch, channels, height: h, width: w, cfg, withNoise }),
+  private step(batch: number, h: number, w: number, cfg: boolean, withNoise: boolean, inpaint?: 'blend' | 'concat') {
+    const channels = Number(this.model.unet.config['out_channels'] ?? 4);
+    return this.session('step', `${batch}x${h}x${w}:${cfg}:${withNoise}:${inpaint ?? ''}`, () =>
+      buildStepGraph({ batch, channels, height: h, width: w, cfg, withNoise, inpaint }),
     );
+  }
+
+  /** How this U-Net inpaints: blend (4-channel) or concat (9-channel: latents | mask | masked image latents). */
+  private inpaintMode(hasMask: boolean): 'blend' | 'concat' | undefined {
+    const cin = Number(this.model.unet.config['in_channels'] ?? 4);
+    const c = Number(this.model.unet.config['out_channels'] ?? 4);
+    if (cin === 2 * c + 1) {
+      if (!hasMask) throw new EngineError('bad-input', `${this.model.name} is an inpainting model (a ${cin}-channel U-Net): it needs an input image and a mask`);
+      return 'concat';
+    }
+    if (cin !== c) throw new EngineError('bad-input', `${this.model.name}: a U-Net with ${cin} input and ${c} output channels is not supported`);
+    return hasMask ? 'blend' : undefined;
   }
 
   /** How a prompt pair is read (see PipelineRequest.promptStyle). */
@@ -360,7 +389,11 @@ export class SdxlPipeline {
       throw new EngineError('bad-input', `Give one negative prompt per prompt (${req.prompts.length}), got ${req.negativePrompts.length}`);
     }
     const { h, w } = this.latentSize(req.width, req.height);
-    const C = Number(this.model.unet.config['in_channels'] ?? 4);
+    const C = Number(this.model.unet.config['out_channels'] ?? 4);
+    const mask = req.init?.mask;
+    const inpaint = this.inpaintMode(!!mask);
+    const Cin = inpaint === 'concat' ? 2 * C + 1 : C;
+    if (mask && mask.length !== req.width * req.height) throw new EngineError('bad-input', `mask: expected ${req.height}×${req.width} values, got ${mask.length}`);
     const cfg = req.guidance > 1;
     const begin = req.init ? img2imgBeginIndex(req.steps, req.init.strength) : 0;
     if (req.init && req.init.image.length !== 3 * req.width * req.height) {
@@ -438,17 +471,39 @@ export class SdxlPipeline {
       init = batchLatents(req.seed, B, C, h, w);
     }
     let start: Float32Array;
+    let maskLatent: Float32Array | undefined;
+    let imageLatents: Float32Array | undefined;
+    let maskedImageLatents: Float32Array | undefined;
     if (req.init) {
       // diffusers prepare_latents: image_latents (mean × scaling_factor), then add_noise at the first step that runs
       const tEnc = now();
       req.onPhase?.('encode', 'Encoding the input image');
       const enc = await this.vaeEncoder(req.height, req.width);
-      const encoded = (await enc.run({ image: this.backend.tensor('float32', req.init.image, [1, 3, req.height, req.width]) }))['latents']!;
-      const imageLatents = Float32Array.from(await this.backend.read(encoded));
-      this.backend.dispose(encoded);
-      if (dump) dump['image_latents'] = { data: imageLatents, dims: [1, C, h, w] };
-      const { original, noise } = scheduler.noiseCoefficients(begin);
-      start = init.map((v, k) => Math.fround(Math.fround(imageLatents[k % latentLen]! * original) + Math.fround(v * noise)));
+      const encode = async (pixels: Float32Array) => {
+        const t = (await enc.run({ image: this.backend.tensor('float32', pixels, [1, 3, req.height, req.width]) }))['latents']!;
+        const v = Float32Array.from(await this.backend.read(t));
+        this.backend.dispose(t);
+        return v;
+      };
+      const lat = (imageLatents = await encode(req.init.image));
+      if (dump) dump['image_latents'] = { data: lat, dims: [1, C, h, w] };
+      if (mask) {
+        maskLatent = nearestDownsample(mask, req.height, req.width, h, w);
+        if (dump) dump['mask'] = { data: maskLatent, dims: [1, 1, h, w] };
+        if (inpaint === 'concat') {
+          const plane = req.width * req.height;
+          maskedImageLatents = await encode(req.init.image.map((v, k) => (mask[k % plane]! < 0.5 ? v : 0)));
+          if (dump) dump['masked_image_latents'] = { data: maskedImageLatents, dims: [1, C, h, w] };
+        }
+      }
+      if (mask && req.init.strength === 1) {
+        // diffusers inpainting at full strength: pure noise, as text to image
+        const sigma0 = scheduler.initNoiseSigma;
+        start = init.map((v) => Math.fround(v * sigma0));
+      } else {
+        const { original, noise } = scheduler.noiseCoefficients(begin);
+        start = init.map((v, k) => Math.fround(Math.fround(lat[k % latentLen]! * original) + Math.fround(v * noise)));
+      }
       timings['encode_image'] = now() - tEnc;
     } else {
       const sigma0 = scheduler.initNoiseSigma;
@@ -456,18 +511,33 @@ export class SdxlPipeline {
     }
     if (dump && req.init) dump['latents_start'] = { data: start, dims: [B, C, h, w] };
     const scale0 = scheduler.scaleFactor(begin);
-    const in0 = new Float32Array((cfg ? 2 : 1) * B * latentLen);
-    for (let i = 0; i < in0.length; i++) in0[i] = Math.fround(start[i % start.length]! * scale0);
+    const inLen = Cin * h * w;
+    const in0 = new Float32Array((cfg ? 2 : 1) * B * inLen);
+    for (let b = 0; b < (cfg ? 2 : 1) * B; b++) {
+      const k = b % B;
+      for (let j = 0; j < latentLen; j++) in0[b * inLen + j] = Math.fround(start[k * latentLen + j]! * scale0);
+      if (inpaint === 'concat') {
+        in0.set(maskLatent!, b * inLen + latentLen);
+        in0.set(maskedImageLatents!, b * inLen + latentLen + h * w);
+      }
+    }
 
     // ---- denoising loop
     const tBuild = now();
     req.onPhase?.('build', 'Preparing the U-Net');
     const unet = await this.unet((cfg ? 2 : 1) * B, h, w, plan.tokens);
-    const step = await this.step(B, h, w, cfg, withNoise);
+    const step = await this.step(B, h, w, cfg, withNoise, inpaint);
+    const inpaintFeeds: Record<string, Tensor> = {};
+    if (inpaint) inpaintFeeds['mask'] = this.backend.tensor('float32', maskLatent!, [1, 1, h, w]);
+    if (inpaint === 'blend') {
+      inpaintFeeds['image_latents'] = this.backend.tensor('float32', imageLatents!, [1, C, h, w]);
+      inpaintFeeds['init_noise'] = this.backend.tensor('float32', init, [B, C, h, w]);
+    }
+    if (inpaint === 'concat') inpaintFeeds['masked_image_latents'] = this.backend.tensor('float32', maskedImageLatents!, [1, C, h, w]);
     timings['build'] = now() - tBuild;
     const latDims = [B, C, h, w];
     let sample: Tensor = this.backend.tensor('float32', start, latDims);
-    let unetIn: Tensor = this.backend.tensor('float32', in0, [(cfg ? 2 : 1) * B, C, h, w]);
+    let unetIn: Tensor = this.backend.tensor('float32', in0, [(cfg ? 2 : 1) * B, Cin, h, w]);
     let prevX0: Tensor = this.zeros(latDims);
     const tLoop = now();
     req.onPhase?.('denoise', 'Denoising');
@@ -482,8 +552,10 @@ export class SdxlPipeline {
         text_embeds: textEmbeds,
         time_ids: timeIdsT,
       });
-      const coef = packCoef(req.guidance, scheduler.stepCoefficients(i), i + 1 < n ? scheduler.scaleFactor(i + 1) : 1);
-      const feeds: Record<string, Tensor> = { unet_out: out['out']!, sample, prev_x0: prevX0, coef: this.backend.tensor('float32', coef, [8]) };
+      // inpainting (4-channel): the kept region is the image noised to the next step's level (plain after the last)
+      const blend = inpaint === 'blend' && i + 1 < n ? scheduler.noiseCoefficients(i + 1) : undefined;
+      const coef = packCoef(req.guidance, scheduler.stepCoefficients(i), i + 1 < n ? scheduler.scaleFactor(i + 1) : 1, blend);
+      const feeds: Record<string, Tensor> = { unet_out: out['out']!, sample, prev_x0: prevX0, coef: this.backend.tensor('float32', coef, [coef.length]), ...inpaintFeeds };
       if (withNoise) feeds['noise'] = this.backend.tensor('float32', this.stepNoise(req, i, seeds, latentLen), latDims);
       const r = await step.run(feeds);
       this.backend.dispose(out['out']);
@@ -503,6 +575,7 @@ export class SdxlPipeline {
       req.onStep?.({ step: done, total: n - begin, elapsed, rate: done / elapsed });
     }
     timings['denoise'] = now() - tLoop;
+    for (const t of Object.values(inpaintFeeds)) this.backend.dispose(t);
     this.backend.dispose(unetIn);
     this.backend.dispose(prevX0);
     this.backend.dispose(ehs);

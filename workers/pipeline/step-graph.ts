@@ -10,7 +10,13 @@
  *   next     = a·sample + b·eps + c·prev_x0 + d·noise (schedulers.ts StepCoefficients)
  *   unet_in  = concat_n(next · scale_next)            (the next step's scale_model_input, duplicated for CFG)
  *   outputs next, x0, unet_in
- * The coefficients are a CPU input (32 bytes uploaded per step); nothing is read back.
+ * Inpainting adds (diffusers StableDiffusionXLInpaintPipeline):
+ *   `blend` (4-channel U-Net): inputs image_latents [1,C,h,w], mask [1,1,h,w], init_noise [B,C,h,w], and
+ *           coef[8..9] = add_noise coefficients of the next step (1, 0 after the last):
+ *           next ← mask·next + (1 − mask)·(coef8·image_latents + coef9·init_noise)
+ *   `concat` (9-channel inpainting U-Net): inputs mask [1,1,h,w], masked_image_latents [1,C,h,w]:
+ *           unet_in = concat_n(concat_channels(next · scale_next, mask, masked_image_latents))
+ * The coefficients are a CPU input (40 bytes uploaded per step); nothing is read back.
  *
  * conditioning graph — joins the text-encoder outputs into the U-Net's inputs once per generation:
  *   inputs  per chunk c: h1 [B,77,D1], h2 [B,77,D2] (`h1_c`, `h2_c` after the first), pooled [B,P],
@@ -31,6 +37,8 @@ export interface StepGraphOptions {
   width: number;
   cfg: boolean;
   withNoise: boolean;
+  /** Inpainting: blend the known region back each step (4-channel U-Net) or feed mask + masked image (9-channel). */
+  inpaint?: 'blend' | 'concat';
 }
 
 export function buildStepGraph(o: StepGraphOptions): BuiltGraph {
@@ -41,7 +49,7 @@ export function buildStepGraph(o: StepGraphOptions): BuiltGraph {
   const sample = g.input('sample', 'float32', lat);
   const prevX0 = g.input('prev_x0', 'float32', lat);
   const noise = o.withNoise ? g.input('noise', 'float32', lat) : undefined;
-  const coef = g.input('coef', 'float32', [8]);
+  const coef = g.input('coef', 'float32', [COEF_LENGTH]);
 
   const k = (i: number): Value => {
     const [c] = g.op('Slice', [coef, g.constI64([i]), g.constI64([i + 1]), g.constI64([0])]);
@@ -58,7 +66,21 @@ export function buildStepGraph(o: StepGraphOptions): BuiltGraph {
   const x0 = add(mul(k(5), sample), mul(k(6), eps));
   let next = add(add(mul(k(1), sample), mul(k(2), eps)), mul(k(3), prevX0));
   if (noise) next = add(next, mul(k(4), noise));
-  const scaled = mul(next, k(7));
+  const small = [1, 1, o.height, o.width];
+  if (o.inpaint === 'blend') {
+    const image = g.input('image_latents', 'float32', [1, o.channels, o.height, o.width]);
+    const mask = g.input('mask', 'float32', small);
+    const initNoise = g.input('init_noise', 'float32', lat);
+    const proper = add(mul(k(8), image), mul(k(9), initNoise));
+    next = add(proper, mul(mask, g.op('Sub', [next, proper])[0]!));
+  }
+  let scaled = mul(next, k(7));
+  if (o.inpaint === 'concat') {
+    const mask = g.input('mask', 'float32', small);
+    const masked = g.input('masked_image_latents', 'float32', [1, o.channels, o.height, o.width]);
+    const expand = (v: Value, c: number) => g.op('Expand', [v, g.constI64([o.batch, c, o.height, o.width])])[0]!;
+    scaled = g.op('Concat', [scaled, expand(mask, 1), expand(masked, o.channels)], { axis: 1 })[0]!;
+  }
   const unetIn = o.cfg ? g.op('Concat', [scaled, scaled], { axis: 0 })[0]! : scaled;
   g.output(next, 'next');
   g.output(x0, 'x0');
@@ -66,9 +88,11 @@ export function buildStepGraph(o: StepGraphOptions): BuiltGraph {
   return g.build();
 }
 
-/** The step graph's `coef` input: [guidance, a, b, c, d, p, q, scale_next]. */
-export function packCoef(guidance: number, c: StepCoefficients, scaleNext: number): Float32Array {
-  return Float32Array.of(guidance, c.sample, c.modelOutput, c.prevX0, c.noise, c.x0Sample, c.x0ModelOutput, scaleNext);
+const COEF_LENGTH = 10;
+
+/** The step graph's `coef` input: [guidance, a, b, c, d, p, q, scale_next, blend original, blend noise]. */
+export function packCoef(guidance: number, c: StepCoefficients, scaleNext: number, blend: { original: number; noise: number } = { original: 1, noise: 0 }): Float32Array {
+  return Float32Array.of(guidance, c.sample, c.modelOutput, c.prevX0, c.noise, c.x0Sample, c.x0ModelOutput, scaleNext, blend.original, blend.noise);
 }
 
 export interface ConditioningGraphOptions {

@@ -35,11 +35,11 @@ function sliceRows(g: GraphBuilder, v: Value, from: number, to: number): Value {
 }
 
 /** Conv with stride 1 and "same" padding over bands (halo rows from the neighbours). */
-export function bandConv(g: GraphBuilder, b: Bands, prefix: string): Bands {
-  if (b.length === 1) return [conv2d(g, b[0], prefix)];
+export function bandConv(g: GraphBuilder, b: Bands, prefix: string, opts: { bias?: boolean } = {}): Bands {
+  if (b.length === 1) return [conv2d(g, b[0], prefix, opts)];
   const ws = g.weightShape(`${prefix}.weight`);
   const k = ws?.[2] ?? 1;
-  if (k === 1) return b.map((x) => conv2d(g, x, prefix));
+  if (k === 1) return b.map((x) => conv2d(g, x, prefix, opts));
   if (k !== 3 || ws?.[3] !== 3) throw new GraphError(`${prefix}: banded conv supports 1x1 and 3x3 kernels, found [${ws}]`);
   return g.scope(prefix, () => b.map((x, i) => {
     const parts: Value[] = [];
@@ -47,7 +47,7 @@ export function bandConv(g: GraphBuilder, b: Bands, prefix: string): Bands {
     parts.push(x);
     if (i < b.length - 1) parts.push(sliceRows(g, b[i + 1], 0, 1));
     const input = parts.length === 1 ? x : g.op1('Concat', parts, { axis: 2 });
-    return conv2d(g, input, prefix, { pads: [i === 0 ? 1 : 0, 1, i === b.length - 1 ? 1 : 0, 1] });
+    return conv2d(g, input, prefix, { ...opts, pads: [i === 0 ? 1 : 0, 1, i === b.length - 1 ? 1 : 0, 1] });
   }));
 }
 

@@ -43,6 +43,10 @@ export interface GenerateOptions {
   strength?: number;
   /** Inpainting: a PNG mask (white = repaint). */
   mask?: string;
+  /** Final decode: the model's VAE (default) or the tiny decoder. */
+  decoder: 'full' | 'taesd';
+  /** Tiny decoder folder or hub repo (default madebyollin/taesdxl). */
+  taesd?: string;
   /** `--lora LOCATION[:scale]`, in order. */
   loras: { location: string; scale: number }[];
   loraAllowPartial: boolean;
@@ -91,6 +95,10 @@ LoRA
                              diffusers/PEFT and kohya key layouts; fused into the weights before the first step
   --lora-allow-partial       apply a LoRA even when only part of its modules exist in this model
                              (default: refuse, naming the unmatched keys)
+Decoder
+  --decoder full|taesd       the model's VAE in fp32 (default), or the tiny decoder (TAESDXL: ~1 M parameters,
+                             milliseconds on a GPU, slightly softer images)
+  --taesd DIR|REPO           the tiny decoder: a diffusers AutoencoderTiny folder or hub repo (default madebyollin/taesdxl)
 Output
   --out FILE.png             output file (numbered when several images) (default out.png)
   --latents FILE             safetensors with tensor 'latents' [B,4,H/8,W/8] fp32, replaces the seeded noise
@@ -123,6 +131,11 @@ function strength(v: string | undefined, initImage: string | undefined): number 
   const s = Number(v);
   if (v.trim() === '' || !Number.isFinite(s) || s < 0 || s > 1) throw new UsageError(`--strength must be a number from 0 to 1, got "${v}"`);
   return s;
+}
+
+function decoderArg(v: string | undefined): 'full' | 'taesd' {
+  if (v === undefined || v === 'full' || v === 'taesd') return v ?? 'full';
+  throw new UsageError(`--decoder must be full or taesd, got "${v}"`);
 }
 
 function parseLoraArgs(values: string[]): { location: string; scale: number }[] {
@@ -172,6 +185,8 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
         lora: { type: 'string', multiple: true },
         'init-image': { type: 'string' },
         mask: { type: 'string' },
+        decoder: { type: 'string' },
+        taesd: { type: 'string' },
         strength: { type: 'string' },
         'lora-allow-partial': { type: 'boolean' },
         quiet: { type: 'boolean' },
@@ -244,6 +259,8 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
     dump: v.dump,
     initImage: v['init-image'],
     mask: v.mask,
+    decoder: decoderArg(v.decoder),
+    taesd: v.taesd,
     strength: strength(v.strength, v['init-image']),
     loras: parseLoraArgs(v.lora ?? []),
     loraAllowPartial: v['lora-allow-partial'] ?? false,

@@ -19,6 +19,7 @@ import { openLora, type LoraTargets, type OpenedLora } from '../workers/model/lo
 import { blobSource, bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
 import { asEngineError, loraNameOf, parseHubLora } from '../workers/pipeline/lora-sources';
 import { defaultSizeFor, fitInitImage, fitMask } from '../workers/pipeline/init-image';
+import { DEFAULT_TAESD_REPO, openTaesd } from '../workers/pipeline/taesd-source';
 import { formatParameters } from '../workers/pipeline/a1111';
 import { BlobRegistry, createOrtBackend, type SessionFactory } from '../workers/pipeline/ort-backend';
 import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js';
@@ -106,6 +107,24 @@ async function openCliLoras(o: GenerateOptions, io: GenerateIo, targets: LoraTar
   return out;
 }
 
+/** `--taesd` (default madebyollin/taesdxl): a folder, or a hub repo through the download cache. */
+async function openCliTaesd(o: GenerateOptions, io: GenerateIo) {
+  const where = o.taesd ?? DEFAULT_TAESD_REPO;
+  if (await isDir(where)) {
+    return openTaesd(basename(where), async (p) => ((await stat(join(where, p)).catch(() => undefined))?.isFile() ? openAsBlob(join(where, p)) : undefined), o.variant);
+  }
+  if (!/^[\w.-]+\/[\w.-]+$/.test(where)) throw new EngineError('bad-input', `--taesd ${where}: neither a folder nor a hub repo id`);
+  const store = createFsStore({ dir: o.cacheDir });
+  const locks = new FileLocks(join(store.dir, 'locks'));
+  io.log(`tiny decoder: ${where}`);
+  const get = async (p: string) =>
+    (await ensureHubFile({ store, locks, repo: where, path: p, hubUrl: o.hubUrl, safetensorsOnly: false }).catch((e: unknown) => {
+      if (e instanceof EngineError && e.code === 'bad-input' && /has no file/.test(e.message)) return undefined;
+      throw e;
+    }))?.blob;
+  return openTaesd(where, get, o.variant);
+}
+
 /** A PNG file as RGBA (the CLI reads PNG only; the page also takes JPEG and WebP). */
 async function readPngRgba(path: string, flag = '--init-image'): Promise<{ data: Uint8Array; width: number; height: number }> {
   const bytes = await readFile(path).catch(() => {
@@ -176,6 +195,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     stepNoise = [...t.entries()].sort(([a], [b]) => Number(a.split('.')[1]) - Number(b.split('.')[1])).map(([, v]) => v);
     if (!stepNoise.length) throw new EngineError('bad-input', `${o.stepNoise}: no tensors named step_noise.00, step_noise.01, …`);
   }
+  if (o.decoder === 'taesd') pipeline.setTaesd(await openCliTaesd(o, io));
   const loras = await openCliLoras(o, io, pipeline.loraTargets());
   const reports = await pipeline.setLoras(loras.map((l) => ({ lora: l.opened, scale: l.ref.scale, allowPartial: o.loraAllowPartial }))).catch((e: unknown) => {
     throw asEngineError(e);
@@ -201,6 +221,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     numImages: o.numImages,
     promptStyle: o.promptStyle,
     loras: loras.length ? loras.map((l) => l.ref) : undefined,
+    ...(o.decoder === 'taesd' ? { decoder: 'taesd' as const } : {}),
     ...(init ? { strength: init.strength, initImageSha256: initSha256, mode: init.mask ? ('inpaint' as const) : ('img2img' as const) } : {}),
   });
   // the page's rules (workers/pipeline/params.ts), so CLI and page accept the same values
@@ -216,6 +237,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
       latents,
       stepNoise,
       init,
+      decoder: o.decoder,
       dump: !!o.dump,
       onPhase: (_phase, label) => io.log(label),
       onStep: (s) => io.log(`step ${s.step}/${s.total}  ${s.rate.toFixed(2)} it/s`),

@@ -102,6 +102,8 @@ export interface GenerateParams {
   initImageSha256?: string;
   /** What the run did, for the PNG: text to image (absent), image to image, or inpainting. */
   mode?: 'img2img' | 'inpaint';
+  /** Final decode: the model's VAE (default) or the tiny decoder (TAESD). */
+  decoder?: 'full' | 'taesd';
 }
 
 export type EngineRequest =

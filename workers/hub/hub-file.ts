@@ -21,6 +21,8 @@ export interface HubFileOptions extends Pick<EnsureModelOptions, 'token' | 'sign
   hubUrl?: string;
   /** Bytes done / total while downloading. */
   onBytes?: (done: number, total: number) => void;
+  /** Refuse anything but a .safetensors file (LoRAs, default true). */
+  safetensorsOnly?: boolean;
 }
 
 export interface HubFile {
@@ -79,7 +81,7 @@ export async function ensureHubFile(opts: HubFileOptions): Promise<HubFile> {
       `${repo}@${revision} has no file ${path}` + (safetensors.length ? `; its .safetensors files: ${safetensors.slice(0, 10).join(', ')}` : ' (and no .safetensors file at all)'),
     );
   }
-  if (!file.path.endsWith('.safetensors')) throw new EngineError('bad-input', `${repo}/${path} is not a .safetensors file; LoRAs load from safetensors only`);
+  if (opts.safetensorsOnly !== false && !file.path.endsWith('.safetensors')) throw new EngineError('bad-input', `${repo}/${path} is not a .safetensors file; LoRAs load from safetensors only`);
   const key = blobKeyOf(file, `${hubUrl}|${repo}|${commit}|${path}`);
   const est = await store.estimate?.().catch(() => undefined);
   if (est?.quota !== undefined && file.size > est.quota - (est.usage ?? 0)) {

@@ -103,6 +103,7 @@ export function validateParams(p: unknown, options: ValidateOptions = {}): strin
     errors.push(`promptStyle must be one of ${PROMPT_STYLES.join(', ')}, got ${show(q.promptStyle)}`);
   }
   errors.push(...validateLoras(q.loras));
+  if (q.decoder !== undefined && q.decoder !== 'full' && q.decoder !== 'taesd') errors.push(`decoder must be full or taesd, got ${show(q.decoder)}`);
   if (q.mode !== undefined && q.mode !== 'img2img' && q.mode !== 'inpaint') errors.push(`mode must be img2img or inpaint (or absent: text to image), got ${show(q.mode)}`);
   if (q.strength !== undefined && (typeof q.strength !== 'number' || !(q.strength >= 0 && q.strength <= 1))) {
     errors.push(`strength must be a number from 0 to 1, got ${show(q.strength)}`);

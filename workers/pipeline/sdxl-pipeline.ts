@@ -12,6 +12,8 @@ import { buildClipTextGraph } from '../model/clip';
 import type { BuiltGraph, Compute } from '../model/graph';
 import { buildUnetGraph } from '../model/unet';
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from '../model/vae';
+import { buildTaesdDecoderGraph, type TaesdConfig } from '../model/taesd';
+import type { WeightIndex } from '../model/weights';
 import { fuseLoras, LORA_COMPONENTS, type LoraReport, type LoraTargets, type LoraUse } from '../model/lora';
 import type { LoraComponent } from '../model/lora-keys';
 import { EngineError, type Precision, type SchedulerName, type TimestepSpacing } from '../protocol';
@@ -71,6 +73,13 @@ export interface PipelineRequest {
   stepNoise?: Float32Array[];
   /** Read x0 back and report a preview every N steps (0: never). */
   previewEvery?: number;
+  /**
+   * How previews are made: `linear` (default: a per-pixel latent→RGB map at latent size, free) or `taesd`
+   * (the tiny decoder on the GPU, full size; needs `setTaesd`).
+   */
+  previewer?: 'linear' | 'taesd';
+  /** Final decode: `full` (default: the model's VAE, fp32) or `taesd` (the tiny decoder: fast, softer). */
+  decoder?: 'full' | 'taesd';
   /** Keep the intermediate tensors (CLI --dump). */
   dump?: boolean;
   signal?: AbortSignal;
@@ -150,6 +159,9 @@ export class SdxlPipeline {
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
   /** Session creation is serialised: the WebGPU EP refuses to create two sessions at once. */
   private creating: Promise<unknown> = Promise.resolve();
+
+  /** TAESD / TAESDXL (AutoencoderTiny) for previews and the fast decode, when set. */
+  private taesdModel?: { config: TaesdConfig; weights: WeightIndex; name: string };
 
   /** The model's own weights, before any LoRA was fused. */
   private baseWeights?: LoraTargets;
@@ -301,6 +313,30 @@ export class SdxlPipeline {
     );
   }
 
+  /** Sets (or clears) the tiny decoder used for `previewer: 'taesd'` and `decoder: 'taesd'`. */
+  setTaesd(t: { config: TaesdConfig; weights: WeightIndex; name: string } | undefined): void {
+    this.taesdModel = t;
+    for (const [id, p] of this.sessions) {
+      if (id.startsWith('taesd:')) {
+        this.sessions.delete(id);
+        void p.then((x) => x.release()).catch(() => undefined);
+      }
+    }
+  }
+
+  get hasTaesd(): boolean {
+    return !!this.taesdModel;
+  }
+
+  /** The TAESD decoder for a latent size (the model's compute precision: TAESD is fp16-safe). */
+  private taesd(batch: number, h: number, w: number): Promise<InferenceSession> {
+    const t = this.taesdModel;
+    if (!t) throw new EngineError('bad-input', 'The tiny decoder (TAESD) is not loaded');
+    return this.session('taesd', `${batch}x${h}x${w}`, () =>
+      buildTaesdDecoderGraph(t.config, t.weights, { batch, height: h, width: w, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, configName: `${t.name}/config.json` }),
+    );
+  }
+
   /** The VAE encoder at an image size (fp32 like the decoder, row-banded to VAE_BAND_BYTES). */
   private vaeEncoder(height: number, width: number): Promise<InferenceSession> {
     const maxBindingBytes = Math.min(this.options.maxBindingBytes ?? VAE_BAND_BYTES, VAE_BAND_BYTES);
@@ -389,6 +425,9 @@ export class SdxlPipeline {
       throw new EngineError('bad-input', `Give one negative prompt per prompt (${req.prompts.length}), got ${req.negativePrompts.length}`);
     }
     const { h, w } = this.latentSize(req.width, req.height);
+    if ((req.decoder === 'taesd' || req.previewer === 'taesd') && !this.taesdModel) {
+      throw new EngineError('bad-input', 'The tiny decoder (TAESD) was asked for but is not loaded');
+    }
     const C = Number(this.model.unet.config['out_channels'] ?? 4);
     const mask = req.init?.mask;
     const inpaint = this.inpaintMode(!!mask);
@@ -567,8 +606,14 @@ export class SdxlPipeline {
       unetIn = r['unet_in']!;
       const done = i + 1 - begin;
       if (req.onPreview && req.previewEvery && (done % req.previewEvery === 0 || i + 1 === n) && i + 1 < n) {
-        const x0 = await this.backend.read(prevX0);
-        for (let k = 0; k < B; k++) req.onPreview({ step: done, width: w, height: h, rgba: latentPreview(x0, h, w, k), image: k });
+        if (req.previewer === 'taesd') {
+          // the tiny decoder on x0 (unscaled latents / its scaling factor), one full-size read per preview
+          const unit = await this.decodeTaesd(prevX0, B, h, w);
+          for (let k = 0; k < B; k++) req.onPreview({ step: done, width: req.width, height: req.height, rgba: unitToRgba(unit, req.height, req.width, k), image: k });
+        } else {
+          const x0 = await this.backend.read(prevX0);
+          for (let k = 0; k < B; k++) req.onPreview({ step: done, width: w, height: h, rgba: latentPreview(x0, h, w, k), image: k });
+        }
       }
       const elapsed = now() - tLoop;
       timings[`step${done}`] = now() - tStep;
@@ -583,20 +628,27 @@ export class SdxlPipeline {
     if (dump) await dumpTensor('latents', sample);
     checkAbort(req.signal);
 
-    // ---- decode (fp32) and 8-bit RGBA
+    // ---- decode (the VAE in fp32, or the tiny decoder) and 8-bit RGBA
     const tDec = now();
-    req.onPhase?.('decode', 'Decoding the image');
-    const sf = Number(this.model.vae.config.scaling_factor ?? 0.13025);
-    const scaleSession = await this.session('scale', `${B}x${h}x${w}:${sf}`, () => buildScaleGraph(latDims, 1 / sf));
-    const scaled = (await scaleSession.run({ x: sample }))['y']!;
-    this.backend.dispose(sample);
-    const vae = await this.vae(B, h, w);
-    const decoded = (await vae.run({ latents_scaled: scaled }))['image']!;
-    this.backend.dispose(scaled);
-    const pixels = await this.backend.read(decoded);
     const H = req.height;
     const W = req.width;
-    const unit = vaeOutputToUnit(pixels, B, H, W);
+    let unit: Float32Array;
+    if (req.decoder === 'taesd') {
+      req.onPhase?.('decode', 'Decoding the image (tiny decoder)');
+      unit = await this.decodeTaesd(sample, B, h, w);
+      this.backend.dispose(sample);
+    } else {
+      req.onPhase?.('decode', 'Decoding the image');
+      const sf = Number(this.model.vae.config.scaling_factor ?? 0.13025);
+      const scaleSession = await this.session('scale', `${B}x${h}x${w}:${sf}`, () => buildScaleGraph(latDims, 1 / sf));
+      const scaled = (await scaleSession.run({ x: sample }))['y']!;
+      this.backend.dispose(sample);
+      const vae = await this.vae(B, h, w);
+      const decoded = (await vae.run({ latents_scaled: scaled }))['image']!;
+      this.backend.dispose(scaled);
+      const pixels = await this.backend.read(decoded);
+      unit = vaeOutputToUnit(pixels, B, H, W);
+    }
     const images: PipelineImage[] = seeds.map((seed, k) => ({ rgba: unitToRgba(unit, H, W, k), width: W, height: H, seed }));
     if (dump) dump['image'] = { data: unit, dims: [B, H, W, 3] };
     timings['decode'] = now() - tDec;
@@ -613,6 +665,20 @@ export class SdxlPipeline {
       dump,
       stepsRun: n - begin,
     };
+  }
+
+  /** Latents [B, C, h, w] (GPU) → [B, H, W, 3] in [0, 1] through the tiny decoder (one read). */
+  private async decodeTaesd(latents: Tensor, B: number, h: number, w: number): Promise<Float32Array> {
+    const sf = Number(this.taesdModel?.config.scaling_factor ?? 1);
+    const dims = [B, Number(this.model.unet.config['out_channels'] ?? 4), h, w];
+    let input = latents;
+    if (sf !== 1) input = (await (await this.session('scale', `${B}x${h}x${w}:${sf}`, () => buildScaleGraph(dims, 1 / sf))).run({ x: latents }))['y']!;
+    const out = (await (await this.taesd(B, h, w)).run({ latents_scaled: input }))['image']!;
+    if (input !== latents) this.backend.dispose(input);
+    const f = this.model.vaeScale;
+    const unit = vaeOutputToUnit(await this.backend.read(out), B, h * f, w * f);
+    this.backend.dispose(out);
+    return unit;
   }
 
   /** Image-to-image with a strength that leaves no step to run: the input image, unchanged (and said so). */

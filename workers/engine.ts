@@ -15,9 +15,13 @@ import { encodePng } from './pipeline/png';
 import { openSdxlModel, type SdxlModel } from './pipeline/sdxl-model';
 import { SdxlPipeline } from './pipeline/sdxl-pipeline';
 import { SdxlTokenizers } from './pipeline/tokenizer';
-import { EngineError, type Capabilities, type GenerationStats, type ImageResult, type LoraRef, type LoraReport, type ModelSource, type Precision } from './protocol';
+import { EngineError, type Capabilities, type GenerateParams, type GenerationStats, type ImageResult, type LoraRef, type LoraReport, type ModelSource, type Precision } from './protocol';
 import { describeTokens } from './pipeline/long-prompt';
 import { ensureHubFile } from './hub/hub-file';
+import { createSHA256 } from 'hash-wasm';
+import { decodeImageBlob } from './pipeline/image-decode';
+import { fitInitImage, fitMask } from './pipeline/init-image';
+import { DEFAULT_TAESD_REPO, openTaesd } from './pipeline/taesd-source';
 import { asEngineError, LoraLibrary, validateLoras } from './pipeline/lora-sources';
 import { hasPromptSyntax } from './pipeline/prompt-attention';
 import { probeCapabilities } from './runtime/capabilities';
@@ -33,6 +37,8 @@ interface Loaded {
   warm: Set<string>;
   /** LoRA files opened against this model (headers only). */
   loras: LoraLibrary;
+  /** The tiny decoder's repo, once loaded. */
+  taesd?: string;
 }
 
 const now = () => performance.now() / 1000;
@@ -161,6 +167,53 @@ export function createEngine(): Engine {
     }
   }
 
+  /** The page's input image (and mask) as the pipeline's tensors, sized to the request; the fit is reported as progress. */
+  async function initInputs(params: GenerateParams, ctx: TaskContext) {
+    if (!params.initImage) return undefined;
+    ctx.onProgress({ phase: 'encode', message: 'Reading the input image', done: 0, total: 1, elapsed: 0 });
+    const img = await decodeImageBlob(params.initImage, 'input image');
+    const fit = fitInitImage(img, params.width, params.height);
+    if (fit.report.message) ctx.onProgress({ phase: 'encode', message: `Input image: ${fit.report.message}`, done: 0, total: 1, elapsed: 0 });
+    let mask: Float32Array | undefined;
+    if (params.maskImage) {
+      const m = fitMask(await decodeImageBlob(params.maskImage, 'mask'), params.width, params.height);
+      if (m.report.message) ctx.onProgress({ phase: 'encode', message: `Mask: ${m.report.message}`, done: 0, total: 1, elapsed: 0 });
+      mask = m.mask;
+    }
+    const hasher = await createSHA256();
+    hasher.init();
+    hasher.update(new Uint8Array(await params.initImage.arrayBuffer()));
+    const strength = params.strength ?? 0.8;
+    return {
+      pipeline: { image: fit.tensor, strength, mask },
+      params: { strength, initImageSha256: hasher.digest('hex'), mode: mask ? ('inpaint' as const) : ('img2img' as const) },
+    };
+  }
+
+  /** Loads the tiny decoder (hub repo, cached like a LoRA) into the pipeline once. */
+  async function ensureTaesd(l: Loaded, params: GenerateParams, ctx: TaskContext): Promise<void> {
+    const repo = params.taesdRepo ?? DEFAULT_TAESD_REPO;
+    if (l.taesd === repo && l.pipeline.hasTaesd) return;
+    const t0 = now();
+    const get = async (path: string) =>
+      (
+        await ensureHubFile({
+          store,
+          repo,
+          path,
+          hubUrl: params.model.hubUrl,
+          signal: ctx.signal,
+          safetensorsOnly: false,
+          onBytes: (done, total) => ctx.onProgress({ phase: 'download', message: `Downloading the tiny decoder ${repo}/${path}`, done, total, elapsed: now() - t0 }),
+        }).catch((e: unknown) => {
+          if (e instanceof EngineError && e.code === 'bad-input' && /has no file/.test(e.message)) return undefined;
+          throw e;
+        })
+      )?.blob;
+    l.pipeline.setTaesd(await openTaesd(repo, get, l.precision === 'fp16' ? 'fp16' : undefined));
+    l.taesd = repo;
+  }
+
   async function tokenizers(m: ModelSource): Promise<SdxlTokenizers> {
     if (loaded && loaded.key.startsWith([m.hubUrl ?? DEFAULT_HUB_URL, m.repo].join('|'))) return loaded.model.tokenizers;
     const id = `${m.hubUrl ?? DEFAULT_HUB_URL}|${m.repo}|${m.revision ?? 'main'}`;
@@ -203,11 +256,13 @@ export function createEngine(): Engine {
 
     async generate(params, ctx: GenerateContext) {
       assertValidParams(params);
-      if (params.strength !== undefined) throw new EngineError('bad-input', 'Image to image is not in the page yet (the CLI has it: npm run generate -- --init-image FILE.png --strength S).');
       const l = await load(params.model, params.precision, ctx);
       const loraReports = await applyLoras(l, params.loras ?? [], ctx);
+      const init = await initInputs(params, ctx);
+      if (params.decoder === 'taesd' || params.previewer === 'taesd') await ensureTaesd(l, params, ctx);
       const cfg = params.guidance > 1;
-      await warmUp(l, params.width, params.height, cfg, ctx);
+      // an inpainting U-Net (9 channels) cannot run the text-to-image warm-up: its shaders compile in step 1
+      if (Number(l.model.unet.config['in_channels'] ?? 4) === Number(l.model.unet.config['out_channels'] ?? 4)) await warmUp(l, params.width, params.height, cfg, ctx);
       const images: ImageResult[] = [];
       const timings: Record<string, number> = {};
       let readbacks = 0;
@@ -231,6 +286,9 @@ export function createEngine(): Engine {
           targetSize: params.targetSize,
           seed,
           previewEvery: params.previewEvery,
+          previewer: params.previewer,
+          decoder: params.decoder,
+          init: init?.pipeline,
           promptStyle: params.promptStyle,
           signal: ctx.signal,
           onPhase: (phase, message) => {
@@ -254,7 +312,8 @@ export function createEngine(): Engine {
         const t0 = now();
         ctx.onProgress({ phase: 'png', message: 'Saving the PNG', done: 0, total: 1, elapsed: 0, image: k });
         const img = r.images[0]!;
-        const parameters = formatParameters({ ...params, negativePrompt }, seed);
+        if (r.note) ctx.onProgress({ phase: 'png', message: r.note, done: 0, total: 1, elapsed: 0, image: k });
+        const parameters = formatParameters({ ...params, negativePrompt, ...init?.params }, seed);
         const png = await encodePng(img.rgba, img.width, img.height, { text: { parameters } });
         images.push({ png: new Blob([png as Uint8Array<ArrayBuffer>], { type: 'image/png' }), width: img.width, height: img.height, seed, parameters });
         r.timings['png'] = now() - t0;

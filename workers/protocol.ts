@@ -95,15 +95,24 @@ export interface GenerateParams {
   /** LoRAs fused into the U-Net and text encoders for this generation (at most 8). */
   loras?: LoraRef[];
   /**
-   * Image to image (CLI `--init-image`; the page's mode switch is not built yet): the share of the
-   * schedule run from the input image (0–1), and the input file's sha256, both written into the PNG.
+   * Image to image and inpainting: the input image (any format the browser decodes: PNG, JPEG, WebP…;
+   * scaled to cover width × height and centre-cropped when its size differs) and, for inpainting, a mask
+   * (white = repaint; resized the same way). The CLI passes files instead (`--init-image`, `--mask`).
    */
+  initImage?: Blob;
+  maskImage?: Blob;
+  /** The share of the schedule run from the input image (0–1; 0 returns the input). */
   strength?: number;
+  /** sha256 of the input image's bytes (written into the PNG; the engine fills it in). */
   initImageSha256?: string;
   /** What the run did, for the PNG: text to image (absent), image to image, or inpainting. */
   mode?: 'img2img' | 'inpaint';
   /** Final decode: the model's VAE (default) or the tiny decoder (TAESD). */
   decoder?: 'full' | 'taesd';
+  /** Live previews: a linear latent→RGB map at 1/8 size (default, free) or the tiny decoder at full size. */
+  previewer?: 'linear' | 'taesd';
+  /** Tiny decoder repo (hub; default madebyollin/taesdxl), fetched once and cached when decoder or previewer is taesd. */
+  taesdRepo?: string;
 }
 
 export type EngineRequest =

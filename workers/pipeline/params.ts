@@ -103,6 +103,12 @@ export function validateParams(p: unknown, options: ValidateOptions = {}): strin
     errors.push(`promptStyle must be one of ${PROMPT_STYLES.join(', ')}, got ${show(q.promptStyle)}`);
   }
   errors.push(...validateLoras(q.loras));
+  if (q.previewer !== undefined && q.previewer !== 'linear' && q.previewer !== 'taesd') errors.push(`previewer must be linear or taesd, got ${show(q.previewer)}`);
+  const isBlob = (v: unknown) => typeof Blob !== 'undefined' && v instanceof Blob;
+  if (q.initImage !== undefined && !isBlob(q.initImage)) errors.push('initImage must be an image file (Blob)');
+  if (q.maskImage !== undefined && !isBlob(q.maskImage)) errors.push('maskImage must be an image file (Blob)');
+  if (q.maskImage !== undefined && q.initImage === undefined) errors.push('a mask needs an input image (initImage) to inpaint');
+  if (q.strength !== undefined && q.initImage === undefined && q.initImageSha256 === undefined) errors.push('strength needs an input image (initImage)');
   if (q.decoder !== undefined && q.decoder !== 'full' && q.decoder !== 'taesd') errors.push(`decoder must be full or taesd, got ${show(q.decoder)}`);
   if (q.mode !== undefined && q.mode !== 'img2img' && q.mode !== 'inpaint') errors.push(`mode must be img2img or inpaint (or absent: text to image), got ${show(q.mode)}`);
   if (q.strength !== undefined && (typeof q.strength !== 'number' || !(q.strength >= 0 && q.strength <= 1))) {

@@ -18,10 +18,12 @@ export async function openFresh(page: Page, query = '') {
   await page.goto(`/${query}`);
   await page.evaluate(async () => {
     localStorage.clear();
-    await new Promise<void>((res) => {
-      const r = indexedDB.deleteDatabase('koala-web-gallery');
-      r.onsuccess = r.onerror = r.onblocked = () => res();
-    });
+    for (const name of ['koala-web-gallery', 'koala-web-loras']) {
+      await new Promise<void>((res) => {
+        const r = indexedDB.deleteDatabase(name);
+        r.onsuccess = r.onerror = r.onblocked = () => res();
+      });
+    }
   });
   await page.goto(`/${query}`);
   await expect(page.getByRole('region', { name: 'GPU check' })).not.toContainText('Checking your GPU');

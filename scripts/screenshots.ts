@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import { chromium, expect, type Browser, type Page } from '@playwright/test';
 import { preview } from 'vite';
 import { startMockHub, type MockHub } from './mock-hub/server';
+import { attentionModules, buildTinyLora } from '../e2e/lora-file';
 
 const OUT = resolve(import.meta.dirname, '../docs/screenshots');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -108,6 +109,50 @@ const SCENARIOS: Scenario[] = [
       await generate(page);
       await expect(page.getByRole('region', { name: 'Gallery' }).getByRole('listitem')).toHaveCount(2, { timeout: SLOW });
       await c.shot('done');
+    },
+  },
+  {
+    // Two LoRAs in the list: one applied (full match, its tag on the gallery item), one that matches only part.
+    name: 'loras',
+    needsEngine: true,
+    async run(c) {
+      const { page, hub } = c;
+      hub.reset();
+      await freshPage(page, c.tinyUrl('&steps=4&seed=77'));
+      await generate(page);
+      await expect(page.getByRole('link', { name: 'Download' })).toBeVisible({ timeout: SLOW });
+      const full = buildTinyLora({
+        modules: [...attentionModules('down_blocks.1.attentions.0.'), ...attentionModules('mid_block.attentions.0.transformer_blocks.0.')],
+        amplitude: 0.2,
+        seed: 5,
+      });
+      const partial = buildTinyLora({
+        modules: attentionModules('down_blocks.2.attentions.0.transformer_blocks.0.'),
+        missing: [
+          ['down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q', 8, 8],
+          ['down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k', 8, 8],
+        ],
+        seed: 9,
+      });
+      await page.locator('summary', { hasText: 'LoRAs' }).click();
+      const file = page.getByLabel('LoRA file');
+      await file.setInputFiles({
+        name: 'watercolor-koala.safetensors',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.from(full.bytes),
+      });
+      await expect(page.getByRole('listitem', { name: 'LoRA watercolor-koala' })).toContainText('Matches', { timeout: SLOW });
+      await generate(page);
+      await expect(page.getByRole('region', { name: 'Gallery' }).getByRole('listitem')).toHaveCount(2, { timeout: SLOW });
+      await file.setInputFiles({
+        name: 'pixel-art-xl.safetensors',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.from(partial.bytes),
+      });
+      await expect(page.getByRole('listitem', { name: 'LoRA pixel-art-xl' })).toContainText('not in this model', { timeout: SLOW });
+      await page.getByRole('slider', { name: 'pixel-art-xl scale' }).fill('0.75');
+      await page.locator('details.loras').scrollIntoViewIfNeeded();
+      await c.shot('loras', { fullPage: false });
     },
   },
   {

@@ -1,9 +1,21 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import type { CachedModel, Capabilities, GenerateParams, ModelSource, ProgressEvent, PreviewEvent } from '../workers/protocol';
+import type { CachedModel, Capabilities, GenerateParams, LoraSource, ModelSource, ProgressEvent, PreviewEvent } from '../workers/protocol';
 import { assess } from './capabilities';
 import { EngineClient, EngineClientError, createEngineWorker, type RestartInfo, type TaskHandle } from './engine-client';
 import type { ResultEvent } from '../workers/protocol';
 import { deleteFromGallery, listGallery, newGalleryId, saveToGallery, type GalleryItem } from './gallery';
+import {
+  activeLoraRefs,
+  cannotAdd,
+  deleteLora,
+  inspectRef,
+  listLoras,
+  newLora,
+  saveLora,
+  stripLoraBlobs,
+  uniqueName,
+  type StoredLora,
+} from './lora-store';
 import { findModel } from './models';
 import { ortWasmBase } from './ort-assets';
 import {
@@ -23,6 +35,7 @@ import { ProgressPanel } from './components/ProgressPanel';
 import { ResultActions, Stage } from './components/ResultView';
 import { Gallery } from './components/Gallery';
 import { CacheList } from './components/CacheList';
+import { LoraPanel, type LoraStatus } from './components/LoraPanel';
 
 function initialSettings(): Settings {
   const stored = loadStoredSettings(window.localStorage);
@@ -39,6 +52,8 @@ export function modelSource(s: Settings, precision: 'fp16' | 'fp32'): ModelSourc
     hubUrl,
   };
 }
+
+const EMPTY_STATUS: Record<string, LoraStatus> = {};
 
 let theClient: EngineClient | null = null;
 const restartListeners = new Set<(info: RestartInfo) => void>();
@@ -77,6 +92,16 @@ interface Failure {
   message: string;
 }
 
+/** Identifies a loaded model in the engine: LoRA reports hold for this model, at this precision. */
+function modelKeyOf(m: ModelSource, precision: string): string {
+  return JSON.stringify([m.repo, m.revision ?? 'main', m.variant ?? '', m.hubUrl ?? '', precision]);
+}
+
+/** A bad-input message about one of the LoRAs sent (the engine names the LoRA in it). */
+function namesLora(message: string, name: string): boolean {
+  return name.length >= 3 ? message.includes(name) : message.includes(`LoRA ${name}:`) || message.startsWith(`${name} `);
+}
+
 export function App() {
   const [settings, setSettings] = useState<Settings>(initialSettings);
   const [caps, setCaps] = useState<Capabilities | null>(null);
@@ -94,6 +119,12 @@ export function App() {
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const busyRef = useRef(false);
   const handleRef = useRef<TaskHandle<ResultEvent> | null>(null);
+  const [loras, setLoras] = useState<StoredLora[]>([]);
+  /** LoRA status per model key, then per LoRA id. */
+  const [loraStatus, setLoraStatus] = useState<Record<string, Record<string, LoraStatus>>>({});
+  /** Key of the model the engine has loaded (after a successful generate): only then may a LoRA be inspected. */
+  const [loadedKey, setLoadedKey] = useState<string | null>(null);
+  const inspecting = useRef(new Set<string>());
 
   const client = sharedClient();
   const runProbe = useCallback(() => {
@@ -111,6 +142,7 @@ export function App() {
         setNotice(
           `The engine restarted (${info.reason}): ${info.message} Your gallery is intact; the model reloads from the browser cache.`,
         );
+        setLoadedKey(null);
         runProbe();
         refreshCache();
       }),
@@ -133,6 +165,10 @@ export function App() {
   }, []);
 
   useEffect(() => {
+    listLoras().then(setLoras, (err: unknown) => setNotice(`The LoRA list could not be read: ${(err as Error).message}`));
+  }, []);
+
+  useEffect(() => {
     storeSettings(window.localStorage, settings);
   }, [settings]);
 
@@ -143,6 +179,9 @@ export function App() {
     (c) => c.complete && c.repo === settings.model && c.hubUrl.replace(/\/+$/, '') === hubUrl.replace(/\/+$/, ''),
   );
   const source = modelSource(settings, assessment.precision);
+  const modelKey = modelKeyOf(source, assessment.precision);
+  const modelLoaded = loadedKey === modelKey;
+  const currentStatus = loraStatus[modelKey] ?? EMPTY_STATUS;
   const tokens = useTokenCount(client, source, settings.prompt, settings.promptStyle);
   const negTokens = useTokenCount(client, source, settings.negativePrompt, settings.promptStyle);
 
@@ -189,6 +228,10 @@ export function App() {
       previewEvery: 1,
       promptStyle: used.promptStyle,
     };
+    const sent = activeLoraRefs(loras);
+    if (sent.length) params.loras = sent;
+    const sentIds = new Map(loras.map((l) => [l.name, l.id]));
+    const genKey = modelKeyOf(params.model, assessment.precision);
     const started = performance.now();
     const canvas = canvasRef.current;
     if (canvas) {
@@ -218,7 +261,7 @@ export function App() {
         height: img.height,
         seed: img.seed,
         parameters: img.parameters,
-        params: { ...result.params, seed: img.seed, numImages: 1 },
+        params: stripLoraBlobs({ ...result.params, seed: img.seed, numImages: 1 }),
         settings: { ...used, seed: img.seed, seedLocked: true, numImages: 1 },
         seconds,
       }));
@@ -227,8 +270,36 @@ export function App() {
       );
       setGallery((g) => [...items.slice().reverse(), ...g]);
       setSelected(items[0] ?? null);
+      setLoadedKey(genKey);
+      const reports = result.stats.loras ?? [];
+      if (reports.length) {
+        setLoraStatus((all) => {
+          const byId = { ...all[genKey] };
+          for (const r of reports) {
+            const id = sentIds.get(r.name);
+            if (id) byId[id] = { kind: 'report', report: r };
+          }
+          return { ...all, [genKey]: byId };
+        });
+      }
     } catch (err) {
       const e = err instanceof EngineClientError ? err : new EngineClientError('internal', String((err as Error)?.message ?? err));
+      // A refused LoRA: the engine opens LoRAs after the model loaded, so the model is loaded now. A partial
+      // match is left to the inspection (its report offers "apply anyway"); anything else is that row's error.
+      const refused = e.code === 'bad-input' ? sent.filter((r) => namesLora(e.message, r.name)) : [];
+      if (refused.length) {
+        setLoadedKey(genKey);
+        if (!/modules match this model/.test(e.message)) {
+          setLoraStatus((all) => {
+            const byId = { ...all[genKey] };
+            for (const r of refused) {
+              const id = sentIds.get(r.name);
+              if (id) byId[id] = { kind: 'error', message: e.message };
+            }
+            return { ...all, [genKey]: byId };
+          });
+        }
+      }
       setFailure(e.code === 'cancelled' ? { code: 'cancelled', message: 'Cancelled.' } : { code: e.code, message: e.message });
       if (e.code === 'worker-crashed' || e.code === 'device-lost' || e.code === 'out-of-memory') runProbe();
     } finally {
@@ -240,7 +311,72 @@ export function App() {
       setQueued(null);
       setHasPreview(false);
     }
-  }, [settings, assessment.precision, client, drawPreview, runProbe, refreshCache]);
+  }, [settings, assessment.precision, client, drawPreview, runProbe, refreshCache, loras]);
+
+  // Check LoRAs whose report is unknown, but only against a model the engine already has loaded: an
+  // inspection loads the model otherwise, and a saved list must never start a download on page open.
+  useEffect(() => {
+    if (busy || !modelLoaded) return;
+    const key = modelKey;
+    for (const l of loras) {
+      if (currentStatus[l.id] || inspecting.current.has(`${key}|${l.id}`)) continue;
+      const tag = `${key}|${l.id}`;
+      inspecting.current.add(tag);
+      const put = (st: LoraStatus | null) =>
+        setLoraStatus((all) => {
+          const byId = { ...all[key] };
+          if (st) byId[l.id] = st;
+          else delete byId[l.id];
+          return { ...all, [key]: byId };
+        });
+      put({ kind: 'checking' });
+      client
+        .inspectLora(source, inspectRef(l), { precision: assessment.precision })
+        .result.then(
+          (report) => put({ kind: 'report', report }),
+          (err: unknown) => {
+            const code = err instanceof EngineClientError ? err.code : 'internal';
+            // Cancelled or a restarted worker: unknown again (checked after the next load).
+            if (code === 'cancelled' || code === 'worker-crashed') put(null);
+            else put({ kind: 'error', message: (err as Error).message });
+          },
+        )
+        .finally(() => inspecting.current.delete(tag));
+    }
+  }, [busy, modelLoaded, modelKey, loras, currentStatus, client, source, assessment.precision]);
+
+  const addLora = useCallback(
+    async (src: LoraSource): Promise<string | undefined> => {
+      const why = cannotAdd(loras, src);
+      if (why) return why;
+      const l = newLora(src);
+      l.name = uniqueName(loras, l.name);
+      try {
+        await saveLora(l, true);
+      } catch (err) {
+        return `Could not keep ${l.name} in this browser: ${(err as Error).message}`;
+      }
+      setLoras((list) => [...list, l]);
+      return undefined;
+    },
+    [loras],
+  );
+
+  const updateLora = useCallback((id: string, patch: Partial<Pick<StoredLora, 'scale' | 'enabled' | 'allowPartial'>>) => {
+    setLoras((list) =>
+      list.map((l) => {
+        if (l.id !== id) return l;
+        const next = { ...l, ...patch };
+        saveLora(next).catch(() => undefined);
+        return next;
+      }),
+    );
+  }, []);
+
+  const removeLora = useCallback((id: string) => {
+    setLoras((list) => list.filter((l) => l.id !== id));
+    deleteLora(id).catch(() => undefined);
+  }, []);
 
   const cancel = useCallback(() => {
     handleRef.current?.cancel();
@@ -257,10 +393,22 @@ export function App() {
     }
   }, []);
 
-  const reuse = useCallback((item: GalleryItem) => {
-    setSettings(item.settings);
-    setSelected(item);
-  }, []);
+  const reuse = useCallback(
+    (item: GalleryItem) => {
+      setSettings(item.settings);
+      setSelected(item);
+      // The item's LoRAs at their scales, the others off; a LoRA no longer in the list is named.
+      const used = item.params.loras ?? [];
+      const missing = used.filter((u) => !loras.some((l) => l.name === u.name)).map((u) => u.name);
+      for (const l of loras) {
+        const u = used.find((x) => x.name === l.name);
+        const patch = u ? { enabled: true, scale: u.scale, allowPartial: !!u.allowPartial } : { enabled: false };
+        if (Object.entries(patch).some(([k, v]) => l[k as keyof StoredLora] !== v)) updateLora(l.id, patch);
+      }
+      if (missing.length) setNotice(`Not in your LoRA list any more: ${missing.join(', ')}. Add them again to reproduce this image.`);
+    },
+    [loras, updateLora],
+  );
 
   const remove = useCallback(async (item: GalleryItem) => {
     await deleteFromGallery(item.id);
@@ -337,6 +485,17 @@ export function App() {
           generateHint={blocked ? 'Generation needs a working WebGPU adapter (see above).' : undefined}
           tokens={tokens}
           negativeTokens={negTokens}
+          loraPanel={
+            <LoraPanel
+              loras={loras}
+              status={currentStatus}
+              modelLoaded={modelLoaded}
+              defaultHubUrl={source.hubUrl ?? 'https://huggingface.co'}
+              onAdd={addLora}
+              onUpdate={updateLora}
+              onRemove={removeLora}
+            />
+          }
         />
         <CacheList models={cached} onDelete={(m) => void deleteCached(m)} />
       </aside>

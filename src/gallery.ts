@@ -3,7 +3,7 @@
  * so they survive reloads and worker restarts. Each entry keeps the PNG and the settings that made it.
  */
 import { createStore, del, entries, set, type UseStore } from 'idb-keyval';
-import type { GenerateParams } from '../workers/protocol';
+import type { SavedParams } from './lora-store';
 import type { Settings } from './settings';
 
 export interface GalleryItem {
@@ -15,7 +15,8 @@ export interface GalleryItem {
   seed: number;
   /** A1111 `parameters` text, as embedded in the PNG. */
   parameters: string;
-  params: GenerateParams;
+  /** The request's parameters; local LoRA files by name only (the bytes stay in the LoRA list). */
+  params: SavedParams;
   /** Page settings that reproduce this image (seed locked to `seed`). */
   settings: Settings;
   /** Seconds the whole generation took, when known. */

@@ -1,4 +1,4 @@
-import { useId, type KeyboardEvent } from 'react';
+import { useId, type KeyboardEvent, type ReactNode } from 'react';
 import { KOALA_NEGATIVE_PROMPT, MODELS, SCHEDULERS, SIZES, SPACINGS, findModel, sizeKey } from '../models';
 import { LIMITS, PROMPT_STYLE_OPTIONS, randomSeed, type Settings } from '../settings';
 import type { TokenCount } from '../hooks/useTokenCount';
@@ -15,6 +15,8 @@ export interface ControlsProps {
   generateHint?: string;
   tokens: TokenCount | null;
   negativeTokens?: TokenCount | null;
+  /** The LoRA section (LoraPanel), shown above Advanced. */
+  loraPanel?: ReactNode;
 }
 
 /** "12 / 75 tokens", or for a weighted reading "160 tokens · 3 chunks" (per encoder when they differ). */
@@ -189,6 +191,8 @@ export function Controls(p: ControlsProps) {
           onChange={(v) => onChange({ numImages: v })}
         />
       </div>
+
+      {p.loraPanel}
 
       <details className="advanced">
         <summary>Advanced</summary>

@@ -1,6 +1,7 @@
 import type { GalleryItem } from '../gallery';
 import { findModel, SCHEDULERS } from '../models';
 import { useObjectUrl } from '../hooks/useObjectUrl';
+import { loraTag } from '../lora-store';
 
 export interface GalleryProps {
   items: GalleryItem[];
@@ -44,6 +45,11 @@ function GalleryCard({ item, selected, onSelect, onReuse, onDelete }: GalleryPro
         <p className="muted small">
           {findModel(item.params.model.repo).label} · {item.params.steps} steps · CFG {item.params.guidance} · {sched} · seed {item.seed}
         </p>
+        {item.params.loras && item.params.loras.length > 0 && (
+          <p className="muted small lora-tags" title={item.params.loras.map((l) => `<lora:${loraTag(l)}>`).join(' ')}>
+            LoRA {item.params.loras.map(loraTag).join(' · ')}
+          </p>
+        )}
         <div className="card-actions">
           <button type="button" className="small" onClick={() => onReuse(item)}>
             Reuse settings

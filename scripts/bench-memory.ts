@@ -44,6 +44,17 @@ console.log(
   `KOALA-700M at ${size}²: ${GB(koala.peakBytes)} at its peak (${koala.peakPhase}) — ${koala.peakBytes <= 8e9 ? 'within' : 'OVER'} the paper's 8 GB`,
 );
 out.computed = computed;
+{
+  // the stock SDXL VAE must decode in fp32 (force_upcast); an fp16-safe VAE (madebyollin/sdxl-vae-fp16-fix) decodes in fp16
+  const fix = await ledger({ model: 'koala-700m', width: size, height: size, precision: 'fp16', maxBindingBytes: BINDING, vae: 'fp16' });
+  const v32 = koala.components.vae_decoder;
+  const v16 = fix.components.vae_decoder;
+  console.log(
+    `KOALA-700M with the fp16-safe VAE (sdxl-vae-fp16-fix, fp16 decode): ${GB(fix.peakBytes)} at its peak (${fix.peakPhase}) instead of ${GB(koala.peakBytes)} — ` +
+      `VAE weights ${GB(v16.weights)} vs ${GB(v32.weights)}, decode activations ${GB(v16.activations)} vs ${GB(v32.activations)}`,
+  );
+  out.fp16FixVae = { peakBytes: fix.peakBytes, peakPhase: fix.peakPhase, vae: v16, stockVae: v32 };
+}
 
 // ---- VAE decode at 1024² against adapters' binding limits
 console.log(`\nVAE decode at 1024² (fp32; the pipeline bands it at ≤ 128 MiB per tensor on every adapter) vs binding limits:`);

@@ -47,6 +47,8 @@ export interface GenerateOptions {
   decoder: 'full' | 'taesd';
   /** Tiny decoder folder or hub repo (default madebyollin/taesdxl). */
   taesd?: string;
+  /** A replacement VAE folder or hub repo (e.g. madebyollin/sdxl-vae-fp16-fix). */
+  vae?: string;
   /** `--lora LOCATION[:scale]`, in order. */
   loras: { location: string; scale: number }[];
   loraAllowPartial: boolean;
@@ -99,6 +101,9 @@ Decoder
   --decoder full|taesd       the model's VAE in fp32 (default), or the tiny decoder (TAESDXL: ~1 M parameters,
                              milliseconds on a GPU, slightly softer images)
   --taesd DIR|REPO           the tiny decoder: a diffusers AutoencoderTiny folder or hub repo (default madebyollin/taesdxl)
+  --vae DIR|REPO             another VAE (an AutoencoderKL folder or repo), e.g. madebyollin/sdxl-vae-fp16-fix: with
+                             force_upcast false it decodes in fp16 under --precision fp16 (the stock SDXL VAE overflows
+                             fp16 and always decodes in fp32)
 Output
   --out FILE.png             output file (numbered when several images) (default out.png)
   --latents FILE             safetensors with tensor 'latents' [B,4,H/8,W/8] fp32, replaces the seeded noise
@@ -187,6 +192,7 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
         mask: { type: 'string' },
         decoder: { type: 'string' },
         taesd: { type: 'string' },
+        vae: { type: 'string' },
         strength: { type: 'string' },
         'lora-allow-partial': { type: 'boolean' },
         quiet: { type: 'boolean' },
@@ -261,6 +267,7 @@ export function parseGenerateArgs(argv: string[]): GenerateOptions {
     mask: v.mask,
     decoder: decoderArg(v.decoder),
     taesd: v.taesd,
+    vae: v.vae,
     strength: strength(v.strength, v['init-image']),
     loras: parseLoraArgs(v.lora ?? []),
     loraAllowPartial: v['lora-allow-partial'] ?? false,

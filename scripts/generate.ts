@@ -19,7 +19,7 @@ import { openLora, type LoraTargets, type OpenedLora } from '../workers/model/lo
 import { blobSource, bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
 import { asEngineError, loraNameOf, parseHubLora } from '../workers/pipeline/lora-sources';
 import { defaultSizeFor, fitInitImage, fitMask } from '../workers/pipeline/init-image';
-import { DEFAULT_TAESD_REPO, openTaesd } from '../workers/pipeline/taesd-source';
+import { DEFAULT_TAESD_REPO, openStandaloneVae, openTaesd } from '../workers/pipeline/component-source';
 import { formatParameters } from '../workers/pipeline/a1111';
 import { BlobRegistry, createOrtBackend, type SessionFactory } from '../workers/pipeline/ort-backend';
 import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js';
@@ -107,22 +107,29 @@ async function openCliLoras(o: GenerateOptions, io: GenerateIo, targets: LoraTar
   return out;
 }
 
-/** `--taesd` (default madebyollin/taesdxl): a folder, or a hub repo through the download cache. */
-async function openCliTaesd(o: GenerateOptions, io: GenerateIo) {
-  const where = o.taesd ?? DEFAULT_TAESD_REPO;
+/** Files of a standalone component: a folder, or a hub repo through the download cache (a missing file reads as undefined). */
+async function componentReader(where: string, o: GenerateOptions, io: GenerateIo, flag: string): Promise<{ name: string; read: (p: string) => Promise<Blob | undefined> }> {
   if (await isDir(where)) {
-    return openTaesd(basename(where), async (p) => ((await stat(join(where, p)).catch(() => undefined))?.isFile() ? openAsBlob(join(where, p)) : undefined), o.variant);
+    return { name: basename(where), read: async (p) => ((await stat(join(where, p)).catch(() => undefined))?.isFile() ? openAsBlob(join(where, p)) : undefined) };
   }
-  if (!/^[\w.-]+\/[\w.-]+$/.test(where)) throw new EngineError('bad-input', `--taesd ${where}: neither a folder nor a hub repo id`);
+  if (!/^[\w.-]+\/[\w.-]+$/.test(where)) throw new EngineError('bad-input', `${flag} ${where}: neither a folder nor a hub repo id`);
   const store = createFsStore({ dir: o.cacheDir });
   const locks = new FileLocks(join(store.dir, 'locks'));
-  io.log(`tiny decoder: ${where}`);
-  const get = async (p: string) =>
-    (await ensureHubFile({ store, locks, repo: where, path: p, hubUrl: o.hubUrl, safetensorsOnly: false }).catch((e: unknown) => {
-      if (e instanceof EngineError && e.code === 'bad-input' && /has no file/.test(e.message)) return undefined;
-      throw e;
-    }))?.blob;
-  return openTaesd(where, get, o.variant);
+  io.log(`${flag.slice(2)}: ${where}`);
+  return {
+    name: where,
+    read: async (p) =>
+      (await ensureHubFile({ store, locks, repo: where, path: p, hubUrl: o.hubUrl, safetensorsOnly: false }).catch((e: unknown) => {
+        if (e instanceof EngineError && e.code === 'bad-input' && /has no file/.test(e.message)) return undefined;
+        throw e;
+      }))?.blob,
+  };
+}
+
+/** `--taesd` (default madebyollin/taesdxl). */
+async function openCliTaesd(o: GenerateOptions, io: GenerateIo) {
+  const { name, read } = await componentReader(o.taesd ?? DEFAULT_TAESD_REPO, o, io, '--taesd');
+  return openTaesd(name, read, o.variant);
 }
 
 /** A PNG file as RGBA (the CLI reads PNG only; the page also takes JPEG and WebP). */
@@ -196,6 +203,11 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     if (!stepNoise.length) throw new EngineError('bad-input', `${o.stepNoise}: no tensors named step_noise.00, step_noise.01, …`);
   }
   if (o.decoder === 'taesd') pipeline.setTaesd(await openCliTaesd(o, io));
+  if (o.vae) {
+    const { name, read } = await componentReader(o.vae, o, io, '--vae');
+    pipeline.setVae(await openStandaloneVae(name, read, o.variant));
+    io.log(`VAE: ${name} (${pipeline.vaeCompute === 'float16' ? 'fp16: the VAE says it is fp16-safe' : 'fp32'})`);
+  }
   const loras = await openCliLoras(o, io, pipeline.loraTargets());
   const reports = await pipeline.setLoras(loras.map((l) => ({ lora: l.opened, scale: l.ref.scale, allowPartial: o.loraAllowPartial }))).catch((e: unknown) => {
     throw asEngineError(e);

@@ -21,7 +21,7 @@ import { ensureHubFile } from './hub/hub-file';
 import { createSHA256 } from 'hash-wasm';
 import { decodeImageBlob } from './pipeline/image-decode';
 import { fitInitImage, fitMask } from './pipeline/init-image';
-import { DEFAULT_TAESD_REPO, openTaesd } from './pipeline/taesd-source';
+import { DEFAULT_TAESD_REPO, openTaesd } from './pipeline/component-source';
 import { asEngineError, LoraLibrary, validateLoras } from './pipeline/lora-sources';
 import { hasPromptSyntax } from './pipeline/prompt-attention';
 import { probeCapabilities } from './runtime/capabilities';

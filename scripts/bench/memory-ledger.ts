@@ -38,6 +38,8 @@ export interface LedgerRequest {
   cfg?: boolean;
   /** The adapter's maxStorageBufferBindingSize (attention, feed-forward and VAE bands are cut to it). */
   maxBindingBytes?: number;
+  /** `fp16`: an fp16-safe VAE (madebyollin/sdxl-vae-fp16-fix, force_upcast false) decoding in fp16 from fp16 weights; default fp32. */
+  vae?: 'fp32' | 'fp16';
 }
 
 /** Bytes of the largest checkpoint tensor a session binds whole (OpenCLIP bigG's 49408 × 1280 token embedding). */
@@ -91,11 +93,11 @@ export async function ledger(r: LedgerRequest): Promise<MemoryEstimate> {
       ...opts,
     }),
     // the pipeline bands the VAE at VAE_BAND_BYTES at most, whatever the adapter allows (sdxl-pipeline.ts)
-    vae_decoder: buildVaeDecoderGraph(load<VaeConfig>('sdxl-vae.json'), await weights('sdxl-vae', 'F32'), {
+    vae_decoder: buildVaeDecoderGraph(load<VaeConfig>('sdxl-vae.json'), await weights('sdxl-vae', r.vae === 'fp16' ? 'F16' : 'F32'), {
       batch: 1,
       height: h,
       width: w,
-      compute: 'float32',
+      compute: r.vae === 'fp16' ? 'float16' : 'float32',
       maxBindingBytes: Math.min(r.maxBindingBytes ?? VAE_BAND_BYTES, VAE_BAND_BYTES),
     }),
   });

@@ -219,8 +219,9 @@ export class SdxlPipeline {
     // of at most VAE_BAND_BYTES per tensor whatever the adapter allows: unbanded, a 1024² decode holds 4.3 GB of
     // activations instead of 2.4 GB (npm run bench:memory), which would push KOALA-700M past 7.7 GB.
     const maxBindingBytes = Math.min(this.options.maxBindingBytes ?? VAE_BAND_BYTES, VAE_BAND_BYTES);
-    return this.session('vae', `${batch}x${h}x${w}`, () =>
-      buildVaeDecoderGraph(this.model.vae.config, this.model.vae.weights, { batch, height: h, width: w, compute: 'float32', maxBindingBytes }),
+    const compute = this.vaeCompute;
+    return this.session('vae', `${batch}x${h}x${w}:${compute}`, () =>
+      buildVaeDecoderGraph(this.model.vae.config, this.model.vae.weights, { batch, height: h, width: w, compute, maxBindingBytes }),
     );
   }
 
@@ -313,6 +314,25 @@ export class SdxlPipeline {
     );
   }
 
+  /**
+   * The VAE's precision: fp32 unless the model computes in fp16 and the VAE says it is fp16-safe
+   * (`force_upcast: false`, e.g. madebyollin/sdxl-vae-fp16-fix) — diffusers' rule for upcasting.
+   */
+  get vaeCompute(): Compute {
+    return this.options.precision === 'fp16' && this.model.vae.config.force_upcast === false ? 'float16' : 'float32';
+  }
+
+  /** Replaces the model's VAE (e.g. the fp16-safe sdxl-vae-fp16-fix); its sessions are rebuilt on next use. */
+  setVae(vae: SdxlModel['vae']): void {
+    this.model = { ...this.model, vae };
+    for (const [id, p] of this.sessions) {
+      if (id.startsWith('vae:') || id.startsWith('vae_encoder:')) {
+        this.sessions.delete(id);
+        void p.then((x) => x.release()).catch(() => undefined);
+      }
+    }
+  }
+
   /** Sets (or clears) the tiny decoder used for `previewer: 'taesd'` and `decoder: 'taesd'`. */
   setTaesd(t: { config: TaesdConfig; weights: WeightIndex; name: string } | undefined): void {
     this.taesdModel = t;
@@ -342,7 +362,7 @@ export class SdxlPipeline {
     const maxBindingBytes = Math.min(this.options.maxBindingBytes ?? VAE_BAND_BYTES, VAE_BAND_BYTES);
     const scale = Number(this.model.vae.config.scaling_factor ?? 0.13025);
     return this.session('vae_encoder', `${height}x${width}`, () =>
-      buildVaeEncoderGraph(this.model.vae.config, this.model.vae.weights, { batch: 1, height, width, compute: 'float32', maxBindingBytes, scale }),
+      buildVaeEncoderGraph(this.model.vae.config, this.model.vae.weights, { batch: 1, height, width, compute: this.vaeCompute, maxBindingBytes, scale }),
     );
   }
 

@@ -1,4 +1,6 @@
 /**
+ * `--vae DIR`: another VAE replaces the model's (its own VAE gives the same image; another one a different
+ * image; a folder that is not an AutoencoderKL is refused).
  * `npm run generate -- --decoder taesd`: the same denoising as the full decoder (same final latents), the
  * image made by the tiny decoder (equal to running the TAESD graph on those latents), named in the PNG;
  * a folder that is not an AutoencoderTiny is refused.
@@ -56,5 +58,23 @@ describe('generate --decoder taesd', () => {
     expect(r.code).toBe(2);
     expect(r.log).toMatch(/describes AutoencoderKL, not an AutoencoderTiny/);
     expect((await run(['--decoder', 'tiny'], 'bad2')).log).toContain('--decoder must be full or taesd, got "tiny"');
+  });
+});
+
+describe('generate --vae', () => {
+  it('decodes with the given VAE; a folder that is not an AutoencoderKL is refused', async () => {
+    expect((await run([], 'base')).code).toBe(0);
+    expect((await run(['--vae', join(fixtureDir('tiny-sdxl'), 'vae')], 'same')).code).toBe(0);
+    const other = await run(['--vae', join(fixtureDir('tiny-koala'), 'vae')], 'other');
+    expect(other.code, other.log).toBe(0);
+    expect(other.log).toMatch(/VAE: vae \(fp32\)/);
+    const base = await dump(join(tmp, 'base.safetensors'));
+    expect(maxAbsDiff((await dump(join(tmp, 'same.safetensors'))).image, base.image)).toBe(0);
+    const o = await dump(join(tmp, 'other.safetensors'));
+    expect(maxAbsDiff(o.latents, base.latents)).toBe(0);
+    expect(maxAbsDiff(o.image, base.image)).toBeGreaterThan(0.05);
+    const bad = await run(['--vae', taesdDir], 'badvae');
+    expect(bad.code).toBe(2);
+    expect(bad.log).toMatch(/describes AutoencoderTiny, not an AutoencoderKL/);
   });
 });

@@ -27,7 +27,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { floatToHalf } from '../../workers/model/safetensors';
+import { safetensorsHeader, tensorStream, tensorTables } from '../../workers/bench/random-weights';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CONFIGS = join(ROOT, 'test/fixtures/koala-configs');
@@ -64,35 +64,7 @@ export function checkpointBytes(model: FullsizeModel, variants: Variant[]): numb
   return variants.reduce((sum, v) => sum + params * (v === 'fp16' ? 2 : 4), 0);
 }
 
-/** Per-tensor scale: norm weights ~1, biases/embeddings small, matrices 0.5/sqrt(fan_in). */
-export function tensorInit(name: string, shape: number[]): { mean: number; std: number } {
-  if (shape.length === 1 && /norm/.test(name) && name.endsWith('weight')) return { mean: 1, std: 0.02 };
-  if (shape.length === 1) return { mean: 0, std: 0.02 };
-  if (/embedding/.test(name)) return { mean: 0, std: 0.02 };
-  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
-  return { mean: 0, std: 0.5 / Math.sqrt(fanIn) };
-}
-
-/** 65,536 standard normal deviates from a fixed LCG + Box–Muller (the same table for every seed). */
-const NORMALS = (() => {
-  const out = new Float64Array(1 << 16);
-  let s = 12345;
-  const u = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) + 1) / 2 ** 32;
-  for (let i = 0; i < out.length; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(u()));
-    const a = 2 * Math.PI * u();
-    out[i] = r * Math.cos(a);
-    out[i + 1] = r * Math.sin(a);
-  }
-  return out;
-})();
-
-/** FNV-1a of the name mixed with the seed: the xorshift32 start state of one tensor (never 0). */
-function tensorState(seed: number, name: string): number {
-  let h = 0x811c9dc5 ^ Math.imul(seed >>> 0, 0x9e3779b1);
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  return h >>> 0 || 1;
-}
+export { tensorInit } from '../../workers/bench/random-weights';
 
 interface OpenFile {
   fd: number;
@@ -100,21 +72,8 @@ interface OpenFile {
 }
 
 function header(tensors: Record<string, number[]>, dtype: 'F16' | 'F32'): { bytes: Buffer; total: number } {
-  const names = Object.keys(tensors).sort();
-  const bpe = dtype === 'F16' ? 2 : 4;
-  const h: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let off = 0;
-  for (const n of names) {
-    const bytes = tensors[n]!.reduce((a, b) => a * b, 1) * bpe;
-    h[n] = { dtype, shape: tensors[n], data_offsets: [off, off + bytes] };
-    off += bytes;
-  }
-  const json = Buffer.from(JSON.stringify(h));
-  const pad = (8 - (json.length % 8)) % 8;
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length + pad));
-  const bytes = Buffer.concat([len, json, Buffer.alloc(pad, 0x20)]);
-  return { bytes, total: bytes.length + off };
+  const h = safetensorsHeader(tensors, dtype);
+  return { bytes: Buffer.from(h.bytes), total: h.total };
 }
 
 /**
@@ -148,32 +107,19 @@ function writeComponent(
     const CHUNK = 8 << 20; // elements: 32 MiB of fp32
     const buf32 = new Float32Array(CHUNK);
     const buf16 = new Uint16Array(CHUNK);
-    const table32 = new Float32Array(1 << 16);
-    const table16 = new Uint16Array(1 << 16);
     const want16 = todo.some((f) => f.bpe === 2);
     const want32 = todo.some((f) => f.bpe === 4);
     for (const n of names) {
-      const { mean, std } = tensorInit(n, tensors[n]!);
-      for (let i = 0; i < NORMALS.length; i++) {
-        table32[i] = mean + std * NORMALS[i]!;
-        table16[i] = floatToHalf(table32[i]!);
-      }
-      let state = tensorState(seed, n);
-      let left = tensors[n]!.reduce((a, b) => a * b, 1);
-      while (left > 0) {
-        const k = Math.min(left, CHUNK);
+      const { f32: table32, f16: table16 } = tensorTables(n, tensors[n]!);
+      tensorStream(seed, n, tensors[n]!.reduce((a, b) => a * b, 1), CHUNK, (idx, k) => {
         for (let i = 0; i < k; i++) {
-          state ^= state << 13;
-          state ^= state >>> 17;
-          state ^= state << 5;
-          const j = (state >>> 8) & 0xffff;
+          const j = idx[i]!;
           if (want32) buf32[i] = table32[j]!;
           if (want16) buf16[i] = table16[j]!;
         }
         for (const f of todo)
           writeSync(f.fd, f.bpe === 2 ? new Uint8Array(buf16.buffer, 0, k * 2) : new Uint8Array(buf32.buffer, 0, k * 4));
-        left -= k;
-      }
+      });
     }
   } finally {
     for (const f of todo) closeSync(f.fd);

@@ -30,7 +30,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^\\.\\./(\\.\\./)*workers/(?!protocol$|engine\\.worker\\.ts$)',
+              regex: '^\\.\\./(\\.\\./)*workers/(?!protocol$|engine\\.worker\\.ts$|bench/bench-protocol$)',
               message: 'src/ talks to the engine only through workers/protocol.ts (type imports) and the worker URL.',
             },
           ],

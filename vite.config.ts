@@ -160,7 +160,13 @@ export default defineConfig(async ({ mode, command }): Promise<UserConfig> => {
     },
     optimizeDeps: { exclude: ['onnxruntime-web'] },
     worker: { format: 'es' as const },
-    build: { target: 'es2022', sourcemap: true, chunkSizeWarningLimit: 2000 },
+    build: {
+      target: 'es2022',
+      sourcemap: true,
+      chunkSizeWarningLimit: 2000,
+      // the app, and the GPU benchmark page (src/bench/: its own small entry, never loaded by the app)
+      rollupOptions: { input: { main: resolve(import.meta.dirname, 'index.html'), bench: resolve(import.meta.dirname, 'bench.html') } },
+    },
     server: { headers: ISOLATION_HEADERS, proxy },
     preview: { headers: ISOLATION_HEADERS, proxy },
   };

@@ -1,3 +1,5 @@
+import type { ByteSource } from '../model/safetensors';
+
 /**
  * Types shared by the hub resolver, the resumable downloader and the cache stores.
  * Plain TypeScript: runs in a Web Worker and in Node.
@@ -171,6 +173,11 @@ export interface ModelFiles {
   size(path: string): number | undefined;
   /** The file as a Blob; the engine slices it (`blob.slice(a, b).arrayBuffer()`). */
   get(path: string): Promise<Blob>;
+  /**
+   * Optional: a weight file as a ByteSource instead of a Blob (the benchmark's generated checkpoint, whose
+   * bytes exist only when read). The engine prefers it when present.
+   */
+  byteSource?(path: string): ByteSource | undefined;
   text(path: string): Promise<string>;
   json<T = unknown>(path: string): Promise<T>;
 }

@@ -65,6 +65,8 @@ async function component<C>(files: ModelFiles, name: string, blobs: BlobRegistry
   if (!paths?.length) throw new EngineError('bad-input', `${files.repo}: no .safetensors weights found for ${name}/`);
   const sources = await Promise.all(
     paths.map(async (p) => {
+      const direct = files.byteSource?.(p);
+      if (direct) return direct;
       const blob = await files.get(p);
       return blobs.register(blobSource(blob, p), blob);
     }),

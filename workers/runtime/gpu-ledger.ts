@@ -1,7 +1,8 @@
 /**
  * GPU memory ledger for benchmarks: counts every buffer a WebGPU device creates and destroys (through a
  * wrapper on `GPUDevice.createBuffer` and `GPUBuffer.destroy`), so the bytes onnxruntime-web holds on the GPU
- * can be read at any time: live now, peak overall, and peak per named phase. Works in browsers and in Node
+ * can be read at any time: live now, peak overall, and peak per named phase; and the compute dispatches and
+ * queue submits it records (through wrappers on its command encoders' compute passes). Works in browsers and in Node
  * (Dawn); install it before onnxruntime-web requests its device.
  */
 
@@ -21,6 +22,9 @@ export class GpuLedger {
   peak = 0;
   created = 0;
   destroyed = 0;
+  /** Compute dispatches recorded (dispatchWorkgroups / dispatchWorkgroupsIndirect), and command buffers submitted. */
+  dispatches = 0;
+  submits = 0;
   private current: PhasePeak = { phase: 'start', startBytes: 0, peakBytes: 0, endBytes: 0, buffers: 0 };
   readonly phases: PhasePeak[] = [this.current];
   private readonly sizes = new WeakMap<GPUBuffer, number>();
@@ -70,6 +74,31 @@ export class GpuLedger {
     const d = device as GPUDevice & { __ledger?: GpuLedger };
     if (d.__ledger) return device;
     d.__ledger = this;
+    const encoder = device.createCommandEncoder.bind(device);
+    device.createCommandEncoder = (desc?: GPUCommandEncoderDescriptor): GPUCommandEncoder => {
+      const enc = encoder(desc);
+      const begin = enc.beginComputePass.bind(enc);
+      enc.beginComputePass = (d?: GPUComputePassDescriptor) => {
+        const pass = begin(d);
+        const dispatch = pass.dispatchWorkgroups.bind(pass);
+        const indirect = pass.dispatchWorkgroupsIndirect.bind(pass);
+        pass.dispatchWorkgroups = (x: number, y?: number, z?: number) => {
+          this.dispatches++;
+          return dispatch(x, y, z);
+        };
+        pass.dispatchWorkgroupsIndirect = (b: GPUBuffer, o: number) => {
+          this.dispatches++;
+          return indirect(b, o);
+        };
+        return pass;
+      };
+      return enc;
+    };
+    const submit = device.queue.submit.bind(device.queue);
+    device.queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
+      this.submits++;
+      return submit(buffers);
+    };
     const create = device.createBuffer.bind(device);
     device.createBuffer = (desc: GPUBufferDescriptor): GPUBuffer => {
       const buffer = create(desc);

@@ -95,3 +95,24 @@ describe('pipeline cancel', () => {
     await pipe.release();
   });
 });
+
+describe('pipeline warm-up run', () => {
+  it('skipDecode runs the encoders, the U-Net and the step graph but not the VAE', async () => {
+    ort.env.wasm.numThreads = 1;
+    const blobs = new BlobRegistry();
+    const backend = createOrtBackend(ort, 'wasm', blobs);
+    const pipe = new SdxlPipeline(await openSdxlModel(await localRepoFromDir(model, { variant: null }), blobs), backend, { precision: 'fp32' });
+    const labels: string[] = [];
+    const create = backend.createSession.bind(backend);
+    backend.createSession = (g, o) => {
+      labels.push(o.label.split(':')[0]!);
+      return create(g, o);
+    };
+    const r = await pipe.generate({ prompts: [''], numImagesPerPrompt: 1, steps: 1, guidance: 2, scheduler: 'euler', width: 64, height: 64, seed: 0, skipDecode: true });
+    expect(r.images).toEqual([]);
+    expect(r.stepsRun).toBe(1);
+    expect(labels).toContain('unet');
+    expect(labels).not.toContain('vae');
+    await pipe.release();
+  });
+});

@@ -120,7 +120,10 @@ export function createEngine(): Engine {
     }
   }
 
-  /** Creates the sessions of one shape and runs them once, so shaders compile before step 1. */
+  /**
+   * Creates the sessions of one shape and runs the smallest generation that touches every denoising shader
+   * (empty prompt, one step, no decode), so shaders compile before step 1; the VAE's compile with the first image.
+   */
   async function warmUp(l: Loaded, width: number, height: number, cfg: boolean, ctx: TaskContext): Promise<void> {
     const shape = `${width}x${height}:${cfg}`;
     if (l.warm.has(shape)) return;
@@ -129,7 +132,7 @@ export function createEngine(): Engine {
     await l.pipeline.prepare(1, width, height, cfg, false, ctx.signal);
     ctx.onProgress({ phase: 'compile', message: 'Compiling shaders', done: 1, total: 2, elapsed: now() - t0 });
     await l.pipeline.generate({
-      prompts: [''], numImagesPerPrompt: 1, steps: 1, guidance: cfg ? 2 : 1, scheduler: 'euler', width, height, seed: 0, signal: ctx.signal,
+      prompts: [''], numImagesPerPrompt: 1, steps: 1, guidance: cfg ? 2 : 1, scheduler: 'euler', width, height, seed: 0, signal: ctx.signal, skipDecode: true,
     });
     ctx.onProgress({ phase: 'compile', message: 'Shaders ready', done: 2, total: 2, elapsed: now() - t0 });
     l.warm.add(shape);

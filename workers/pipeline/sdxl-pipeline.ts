@@ -80,6 +80,11 @@ export interface PipelineRequest {
   previewer?: 'linear' | 'taesd';
   /** Final decode: `full` (default: the model's VAE, fp32) or `taesd` (the tiny decoder: fast, softer). */
   decoder?: 'full' | 'taesd';
+  /**
+   * Stop after the denoising loop (no decode, no images): the warm-up, which only has to compile the
+   * encoders', U-Net's and step graph's shaders — a full-size VAE decode would cost as much as several steps.
+   */
+  skipDecode?: boolean;
   /** Keep the intermediate tensors (CLI --dump). */
   dump?: boolean;
   signal?: AbortSignal;
@@ -647,6 +652,18 @@ export class SdxlPipeline {
     this.backend.dispose(textEmbeds);
     if (dump) await dumpTensor('latents', sample);
     checkAbort(req.signal);
+    if (req.skipDecode) {
+      this.backend.dispose(sample);
+      timings['total'] = now() - t0;
+      return {
+        images: [],
+        prompt: { style: plan.style, chunks: plan.chunkLengths.length, tokens: plan.tokens },
+        truncated: { prompt: 0, negativePrompt: 0 },
+        readbacks: this.backend.readbacks - readbacksAtStart,
+        timings,
+        stepsRun: n - begin,
+      };
+    }
 
     // ---- decode (the VAE in fp32, or the tiny decoder) and 8-bit RGBA
     const tDec = now();

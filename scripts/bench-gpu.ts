@@ -57,6 +57,7 @@ console.log(`adapter            ${r.adapter} (shader-f16 ${r.shaderF16}; maxBuff
 console.log(`ms per CFG step    ${r.msPerStep.toFixed(1)} (median of steps 2…${r.steps}; each: ${r.stepMs.map((m) => m.toFixed(0)).join(', ')} ms)`);
 console.log(`TFLOP/s            ${r.tflops.toFixed(3)} (U-Net ${r.unetTflopPerImage.toFixed(3)} TFLOP per image, 2 per step)`);
 console.log(`per step           ${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits, ${r.readbacksPerStep} readbacks`);
+console.log(`U-Net graph        ${r.unetNodes} nodes: ${Object.entries(r.unetOps).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 console.log(`shader compile     ~${(r.shaderCompileMs / 1000).toFixed(1)} s (first step minus the median)`);
 console.log(`sessions           ${(r.sessionCreateMs / 1000).toFixed(1)} s: ${r.sessions.map((s) => `${s.label} ${(s.ms / 1000).toFixed(1)} s`).join(', ')}`);
 console.log(`encode / VAE       ${(r.encodeMs / 1000).toFixed(1)} s / ${(r.vaeMs / 1000).toFixed(1)} s`);

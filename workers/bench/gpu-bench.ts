@@ -63,6 +63,9 @@ export interface GpuBenchResult {
   gpuPeakBytes: number;
   graphCapture: boolean;
   finite: boolean;
+  /** The U-Net graph as built (before onnxruntime's own fusions): nodes by op type, where dispatches come from. */
+  unetNodes: number;
+  unetOps: Record<string, number>;
 }
 
 const median = (xs: number[]) => {
@@ -102,7 +105,8 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
   const limits = { maxBufferSize: Number(caps.adapter.limits.maxBufferSize), maxStorageBufferBindingSize: Number(caps.adapter.limits.maxStorageBufferBindingSize) };
   const pipeline = new SdxlPipeline(model, backend, { precision: o.precision, maxBindingBytes: limits.maxStorageBufferBindingSize });
   const h = o.size / 8;
-  const flops = buildUnetGraph(model.unet.config, model.unet.weights, { batch: 2, height: h, width: h, compute: o.precision === 'fp16' ? 'float16' : 'float32', maxBindingBytes: limits.maxStorageBufferBindingSize }).report.flops;
+  const unetGraph = buildUnetGraph(model.unet.config, model.unet.weights, { batch: 2, height: h, width: h, compute: o.precision === 'fp16' ? 'float16' : 'float32', maxBindingBytes: limits.maxStorageBufferBindingSize });
+  const flops = unetGraph.report.flops;
   try {
     const t0 = performance.now();
     await pipeline.prepare(1, o.size, o.size, true, false, o.signal);
@@ -170,6 +174,8 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
       gpuPeakBytes: ledger.peak,
       graphCapture: false,
       finite: finite && loopStart > 0,
+      unetNodes: unetGraph.stats.nodes,
+      unetOps: unetGraph.stats.opCounts,
     };
   } finally {
     await pipeline.release();

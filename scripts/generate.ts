@@ -234,6 +234,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
     promptStyle: o.promptStyle,
     loras: loras.length ? loras.map((l) => l.ref) : undefined,
     ...(o.decoder === 'taesd' ? { decoder: 'taesd' as const } : {}),
+    ...(o.vae ? { vaeRepo: o.vae } : {}),
     ...(init ? { strength: init.strength, initImageSha256: initSha256, mode: init.mask ? ('inpaint' as const) : ('img2img' as const) } : {}),
   });
   // the page's rules (workers/pipeline/params.ts), so CLI and page accept the same values

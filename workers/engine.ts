@@ -21,7 +21,7 @@ import { ensureHubFile } from './hub/hub-file';
 import { createSHA256 } from 'hash-wasm';
 import { decodeImageBlob } from './pipeline/image-decode';
 import { fitInitImage, fitMask } from './pipeline/init-image';
-import { DEFAULT_TAESD_REPO, openTaesd } from './pipeline/component-source';
+import { DEFAULT_TAESD_REPO, openStandaloneVae, openTaesd } from './pipeline/component-source';
 import { asEngineError, LoraLibrary, validateLoras } from './pipeline/lora-sources';
 import { hasPromptSyntax } from './pipeline/prompt-attention';
 import { probeCapabilities } from './runtime/capabilities';
@@ -39,6 +39,8 @@ interface Loaded {
   loras: LoraLibrary;
   /** The tiny decoder's repo, once loaded. */
   taesd?: string;
+  /** The replacement VAE's repo in use ('' or unset: the model's own). */
+  vae?: string;
 }
 
 const now = () => performance.now() / 1000;
@@ -193,12 +195,10 @@ export function createEngine(): Engine {
     };
   }
 
-  /** Loads the tiny decoder (hub repo, cached like a LoRA) into the pipeline once. */
-  async function ensureTaesd(l: Loaded, params: GenerateParams, ctx: TaskContext): Promise<void> {
-    const repo = params.taesdRepo ?? DEFAULT_TAESD_REPO;
-    if (l.taesd === repo && l.pipeline.hasTaesd) return;
+  /** A standalone component's files from the hub (cached like a LoRA); a missing file reads as undefined. */
+  function hubReader(repo: string, what: string, params: GenerateParams, ctx: TaskContext) {
     const t0 = now();
-    const get = async (path: string) =>
+    return async (path: string) =>
       (
         await ensureHubFile({
           store,
@@ -207,14 +207,28 @@ export function createEngine(): Engine {
           hubUrl: params.model.hubUrl,
           signal: ctx.signal,
           safetensorsOnly: false,
-          onBytes: (done, total) => ctx.onProgress({ phase: 'download', message: `Downloading the tiny decoder ${repo}/${path}`, done, total, elapsed: now() - t0 }),
+          onBytes: (done, total) => ctx.onProgress({ phase: 'download', message: `Downloading ${what} ${repo}/${path}`, done, total, elapsed: now() - t0 }),
         }).catch((e: unknown) => {
           if (e instanceof EngineError && e.code === 'bad-input' && /has no file/.test(e.message)) return undefined;
           throw e;
         })
       )?.blob;
-    l.pipeline.setTaesd(await openTaesd(repo, get, l.precision === 'fp16' ? 'fp16' : undefined));
+  }
+
+  /** Loads the tiny decoder (hub repo, cached like a LoRA) into the pipeline once. */
+  async function ensureTaesd(l: Loaded, params: GenerateParams, ctx: TaskContext): Promise<void> {
+    const repo = params.taesdRepo ?? DEFAULT_TAESD_REPO;
+    if (l.taesd === repo && l.pipeline.hasTaesd) return;
+    l.pipeline.setTaesd(await openTaesd(repo, hubReader(repo, 'the tiny decoder', params, ctx), l.precision === 'fp16' ? 'fp16' : undefined));
     l.taesd = repo;
+  }
+
+  /** Swaps the model's VAE for params.vaeRepo (or back to the model's own when it is unset). */
+  async function ensureVae(l: Loaded, params: GenerateParams, ctx: TaskContext): Promise<void> {
+    const want = params.vaeRepo ?? '';
+    if ((l.vae ?? '') === want) return;
+    l.pipeline.setVae(want ? await openStandaloneVae(want, hubReader(want, 'the VAE', params, ctx), l.precision === 'fp16' ? 'fp16' : undefined) : l.model.vae);
+    l.vae = want;
   }
 
   async function tokenizers(m: ModelSource): Promise<SdxlTokenizers> {
@@ -263,6 +277,7 @@ export function createEngine(): Engine {
       const loraReports = await applyLoras(l, params.loras ?? [], ctx);
       const init = await initInputs(params, ctx);
       if (params.decoder === 'taesd' || params.previewer === 'taesd') await ensureTaesd(l, params, ctx);
+      await ensureVae(l, params, ctx);
       const cfg = params.guidance > 1;
       // an inpainting U-Net (9 channels) cannot run the text-to-image warm-up: its shaders compile in step 1
       if (Number(l.model.unet.config['in_channels'] ?? 4) === Number(l.model.unet.config['out_channels'] ?? 4)) await warmUp(l, params.width, params.height, cfg, ctx);

@@ -113,6 +113,11 @@ export interface GenerateParams {
   previewer?: 'linear' | 'taesd';
   /** Tiny decoder repo (hub; default madebyollin/taesdxl), fetched once and cached when decoder or previewer is taesd. */
   taesdRepo?: string;
+  /**
+   * A VAE repo to use instead of the model's (hub, cached), e.g. madebyollin/sdxl-vae-fp16-fix: with
+   * `force_upcast: false` it decodes in fp16 under fp16 compute (less GPU memory; the stock SDXL VAE overflows fp16).
+   */
+  vaeRepo?: string;
 }
 
 export type EngineRequest =

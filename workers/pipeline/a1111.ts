@@ -55,6 +55,7 @@ export function formatParameters(params: GenerateParams, seed: number = params.s
     ['Size', `${params.width}x${params.height}`],
     ['Mode', params.mode],
     ['Decoder', params.decoder === 'taesd' ? 'TAESD' : undefined],
+    ['VAE', params.vaeRepo],
     ['Denoising strength', params.strength !== undefined ? num(params.strength) : undefined],
     ['Init image hash', params.initImageSha256?.slice(0, 16)],
     ['Model', params.model.repo],

@@ -92,6 +92,9 @@ describe.skipIf(skip)('engine (Node WebGPU, mock hub)', () => {
 
   it('counts prompt tokens with the model tokenizer', async () => {
     const t = await engine.tokenize({ repo: 'test/tiny-sdxl', hubUrl: env.hub.url }, 'a photo of a cat');
-    expect(t).toEqual({ count: 5, limit: 75 }); // a · photo · of · a · cat
+    // a · photo · of · a · cat: read plainly (no weights, one chunk), the same count for both tokenizers
+    expect(t).toEqual({ count: 5, limit: 75, perEncoder: [5, 5], style: 'plain', chunks: 1, boundaries: [], maxChunks: 8 });
+    const long = await engine.tokenize({ repo: 'test/tiny-sdxl', hubUrl: env.hub.url }, Array(100).fill('koala').join(' '));
+    expect(long).toMatchObject({ count: 100, style: 'weighted', chunks: 2, boundaries: [75] });
   });
 });

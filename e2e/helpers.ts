@@ -18,7 +18,7 @@ export async function openFresh(page: Page, query = '') {
   await page.goto(`/${query}`);
   await page.evaluate(async () => {
     localStorage.clear();
-    for (const name of ['koala-web-gallery', 'koala-web-loras']) {
+    for (const name of ['koala-web-gallery', 'koala-web-loras', 'koala-web-inputs']) {
       await new Promise<void>((res) => {
         const r = indexedDB.deleteDatabase(name);
         r.onsuccess = r.onerror = r.onblocked = () => res();

@@ -156,6 +156,58 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
+    // Image to image: a wide input (the note says how it is fitted to 64×64), strength 0.6, one result.
+    name: 'img2img',
+    needsEngine: true,
+    async run(c) {
+      const { page } = c;
+      c.hub.reset();
+      await freshPage(page, c.tinyUrl('&steps=8&seed=31'));
+      await page.getByRole('radio', { name: 'Image → image' }).check();
+      await page.getByLabel('Input image file').setInputFiles(resolve(import.meta.dirname, '../test/fixtures/img2img-goldens/tiny-sdxl/input_128x64.png'));
+      await expect(page.getByRole('region', { name: 'Input image' })).toContainText('128×64 px');
+      await page.getByRole('slider', { name: 'Strength' }).fill('0.6');
+      await generate(page);
+      await expect(page.getByRole('link', { name: 'Download' })).toBeVisible({ timeout: SLOW });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.locator('.panel').evaluate((p) => p.scrollTo(0, 0));
+      await c.shot('img2img');
+    },
+  },
+  {
+    // Inpainting: a rectangle painted with the mouse over the input, shown semi-transparent, and the result.
+    name: 'inpaint',
+    needsEngine: true,
+    async run(c) {
+      const { page } = c;
+      c.hub.reset();
+      await freshPage(page, c.tinyUrl('&steps=8&seed=32'));
+      await page.getByRole('radio', { name: 'Inpaint' }).check();
+      await page.getByLabel('Input image file').setInputFiles(resolve(import.meta.dirname, '../test/fixtures/img2img-goldens/tiny-sdxl/input.png'));
+      const canvas = page.getByRole('img', { name: 'Mask: paint the area to repaint' });
+      await canvas.scrollIntoViewIfNeeded();
+      await page.getByRole('slider', { name: 'Brush size' }).fill('8');
+      const box = (await canvas.boundingBox())!;
+      const at = (x: number, y: number) => [box.x + (x / 64) * box.width, box.y + (y / 64) * box.height] as const;
+      await page.mouse.move(...at(22, 20));
+      await page.mouse.down();
+      for (let y = 20; y <= 44; y += 4) {
+        await page.mouse.move(...at(22, y), { steps: 2 });
+        await page.mouse.move(...at(46, y), { steps: 6 });
+      }
+      await page.mouse.up();
+      await expect(page.getByRole('button', { name: 'Generate' })).toBeEnabled();
+      await generate(page);
+      await expect(page.getByRole('link', { name: 'Download' })).toBeVisible({ timeout: SLOW });
+      await page.mouse.move(0, 0);
+      await page.evaluate(() => window.scrollTo(0, 0));
+      // Desktop: the panel scrolls on its own; show the whole input box with the mask tools.
+      await page.locator('.input-image').evaluate((e) => e.scrollIntoView({ block: 'center' }));
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await c.shot('inpaint');
+    },
+  },
+  {
     name: 'error-network',
     needsEngine: true,
     async run(c) {

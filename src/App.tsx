@@ -12,11 +12,11 @@ import {
   listLoras,
   newLora,
   saveLora,
-  stripLoraBlobs,
   uniqueName,
   type StoredLora,
 } from './lora-store';
 import { findModel } from './models';
+import { describeInput, imageFileOf, loadInputs, saveInputImage, saveMask, toSavedParams, type InputImage } from './input-image';
 import { ortWasmBase } from './ort-assets';
 import {
   applyModelDefaults,
@@ -36,6 +36,7 @@ import { ResultActions, Stage } from './components/ResultView';
 import { Gallery } from './components/Gallery';
 import { CacheList } from './components/CacheList';
 import { LoraPanel, type LoraStatus } from './components/LoraPanel';
+import { InputImagePanel } from './components/InputImagePanel';
 
 function initialSettings(): Settings {
   const stored = loadStoredSettings(window.localStorage);
@@ -125,6 +126,12 @@ export function App() {
   /** Key of the model the engine has loaded (after a successful generate): only then may a LoRA be inspected. */
   const [loadedKey, setLoadedKey] = useState<string | null>(null);
   const inspecting = useRef(new Set<string>());
+  /** Image modes: the input image (with its decoded size) and the painted mask (white = repaint). */
+  const [input, setInputState] = useState<InputImage | null>(null);
+  const [mask, setMaskState] = useState<Blob | null>(null);
+  const inputTouched = useRef(false);
+  const inputRef = useRef<InputImage | null>(null);
+  inputRef.current = input;
 
   const client = sharedClient();
   const runProbe = useCallback(() => {
@@ -171,6 +178,56 @@ export function App() {
   useEffect(() => {
     storeSettings(window.localStorage, settings);
   }, [settings]);
+
+  // The input image and mask of the last visit (unless the user already picked one).
+  useEffect(() => {
+    loadInputs().then(
+      (kept) => {
+        if (inputTouched.current) return;
+        setInputState(kept.input);
+        setMaskState(kept.input ? kept.mask : null);
+      },
+      () => undefined,
+    );
+  }, []);
+
+  const setMask = useCallback((m: Blob | null) => {
+    setMaskState(m);
+    saveMask(m).catch(() => undefined);
+  }, []);
+
+  /** A new input image; the mask stays when the new image has the old one's size, else it is cleared. */
+  const setInput = useCallback(
+    async (blob: Blob, name: string) => {
+      inputTouched.current = true;
+      const next = await describeInput(blob, name);
+      const prev = inputRef.current;
+      if (!prev || prev.width !== next.width || prev.height !== next.height) setMask(null);
+      setInputState(next);
+      saveInputImage(next).catch((err: unknown) => setNotice(`The input image could not be kept in this browser: ${(err as Error).message}`));
+    },
+    [setMask],
+  );
+
+  const removeInput = useCallback(() => {
+    inputTouched.current = true;
+    setInputState(null);
+    setMask(null);
+    saveInputImage(null).catch(() => undefined);
+  }, [setMask]);
+
+  // Ctrl+V anywhere on the page puts a copied image in, in the image modes.
+  useEffect(() => {
+    if (settings.mode === 'txt2img') return;
+    const onPaste = (e: ClipboardEvent) => {
+      const f = imageFileOf(e.clipboardData);
+      if (!f) return;
+      e.preventDefault();
+      void setInput(f, f.name && f.name !== 'image.png' ? f.name : 'pasted image');
+    };
+    document.addEventListener('paste', onPaste);
+    return () => document.removeEventListener('paste', onPaste);
+  }, [settings.mode, setInput]);
 
   const model = findModel(settings.model);
   const assessment = useMemo(() => assess(caps, model, settings.width, settings.height), [caps, model, settings.width, settings.height]);
@@ -228,6 +285,15 @@ export function App() {
       previewEvery: 1,
       promptStyle: used.promptStyle,
     };
+    const mode = used.mode !== 'txt2img' && input ? used.mode : 'txt2img';
+    if (mode !== 'txt2img' && input) {
+      params.initImage = input.blob;
+      params.strength = used.strength;
+      if (mode === 'inpaint' && mask) params.maskImage = mask;
+    }
+    if (used.fastDecode) params.decoder = 'taesd';
+    if (used.previewer === 'taesd') params.previewer = 'taesd';
+    if ((used.fastDecode || used.previewer === 'taesd') && used.taesdRepo) params.taesdRepo = used.taesdRepo;
     const sent = activeLoraRefs(loras);
     if (sent.length) params.loras = sent;
     const sentIds = new Map(loras.map((l) => [l.name, l.id]));
@@ -261,7 +327,7 @@ export function App() {
         height: img.height,
         seed: img.seed,
         parameters: img.parameters,
-        params: stripLoraBlobs({ ...result.params, seed: img.seed, numImages: 1 }),
+        params: toSavedParams({ ...result.params, seed: img.seed, numImages: 1 }, mode),
         settings: { ...used, seed: img.seed, seedLocked: true, numImages: 1 },
         seconds,
       }));
@@ -311,7 +377,7 @@ export function App() {
       setQueued(null);
       setHasPreview(false);
     }
-  }, [settings, assessment.precision, client, drawPreview, runProbe, refreshCache, loras]);
+  }, [settings, assessment.precision, client, drawPreview, runProbe, refreshCache, loras, input, mask]);
 
   // Check LoRAs whose report is unknown, but only against a model the engine already has loaded: an
   // inspection loads the model otherwise, and a saved list must never start a download on page open.
@@ -395,7 +461,8 @@ export function App() {
 
   const reuse = useCallback(
     (item: GalleryItem) => {
-      setSettings(item.settings);
+      // Older items have no mode/decoder settings: they were text to image with the full decoder.
+      setSettings((cur) => ({ ...cur, mode: 'txt2img', fastDecode: false, previewer: 'linear', ...(item.settings as Partial<Settings>) }));
       setSelected(item);
       // The item's LoRAs at their scales, the others off; a LoRA no longer in the list is named.
       const used = item.params.loras ?? [];
@@ -408,6 +475,15 @@ export function App() {
       if (missing.length) setNotice(`Not in your LoRA list any more: ${missing.join(', ')}. Add them again to reproduce this image.`);
     },
     [loras, updateLora],
+  );
+
+  const useAsInput = useCallback(
+    (item: GalleryItem) => {
+      void setInput(item.png, `gallery image, seed ${item.seed}`);
+      setSettings((s) => (s.mode === 'txt2img' ? { ...s, mode: 'img2img' } : s));
+      document.querySelector('.input-image')?.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+    },
+    [setInput],
   );
 
   const remove = useCallback(async (item: GalleryItem) => {
@@ -429,6 +505,14 @@ export function App() {
   );
 
   const blocked = assessment.level === 'error' || probeError !== null;
+  const inputMissing =
+    settings.mode === 'txt2img'
+      ? null
+      : !input
+        ? 'Add an input image first: drop it on the input box, paste it (Ctrl+V) or choose a file.'
+        : settings.mode === 'inpaint' && !mask && input.width
+          ? 'Paint the area to repaint on the input image (or load a mask) first.'
+          : null;
   const showPreview = busy && hasPreview;
 
   return (
@@ -481,10 +565,26 @@ export function App() {
           onGenerate={() => void generate()}
           onCancel={cancel}
           busy={busy}
-          canGenerate={!blocked}
-          generateHint={blocked ? 'Generation needs a working WebGPU adapter (see above).' : undefined}
+          canGenerate={!blocked && !inputMissing}
+          generateHint={blocked ? 'Generation needs a working WebGPU adapter (see above).' : (inputMissing ?? undefined)}
           tokens={tokens}
           negativeTokens={negTokens}
+          inputPanel={
+            settings.mode !== 'txt2img' && (
+              <InputImagePanel
+                mode={settings.mode}
+                input={input}
+                mask={mask}
+                strength={settings.strength}
+                width={settings.width}
+                height={settings.height}
+                onInput={(b, n) => void setInput(b, n)}
+                onRemoveInput={removeInput}
+                onMask={setMask}
+                onStrength={(v) => patch({ strength: v })}
+              />
+            )
+          }
           loraPanel={
             <LoraPanel
               loras={loras}
@@ -530,6 +630,7 @@ export function App() {
           selectedId={selected?.id ?? null}
           onSelect={setSelected}
           onReuse={reuse}
+          onUseAsInput={useAsInput}
           onDelete={(i) => void remove(i)}
         />
       </main>

@@ -39,8 +39,8 @@ export interface StoredLora {
 /** A LoRA reference as the gallery keeps it: a local file by name only (the file itself stays in the LoRA list). */
 export type SavedLoraSource = HubLoraSource | { kind: 'local'; name: string };
 export type SavedLoraRef = Omit<LoraRef, 'source'> & { source: SavedLoraSource };
-/** GenerateParams without any Blob: what a gallery item keeps. */
-export type SavedParams = Omit<GenerateParams, 'loras'> & { loras?: SavedLoraRef[] };
+/** GenerateParams without any Blob: what a gallery item keeps (the input image and mask are left out: src/input-image.ts). */
+export type SavedParams = Omit<GenerateParams, 'loras' | 'initImage' | 'maskImage'> & { loras?: SavedLoraRef[] };
 
 // ---- pure helpers ---------------------------------------------------------------------------------
 

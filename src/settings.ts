@@ -25,7 +25,33 @@ export interface Settings {
   numImages: number;
   /** How prompts are read (A1111 weights and long prompts, or diffusers' plain 77 tokens). */
   promptStyle: PromptStyle;
+  /** Text to image, image to image (from the input image), or inpainting (the input image and a mask). */
+  mode: GenerationMode;
+  /** Image modes: the share of the schedule run from the input image (0 keeps it, 1 repaints it). */
+  strength: number;
+  /** Final decode with the tiny decoder (TAESD): faster, softer. */
+  fastDecode: boolean;
+  /** Live previews: the linear latent map (free) or the tiny decoder at full size. */
+  previewer: PreviewerName;
+  /** Hub repo of the tiny decoder ('' = the engine's default, madebyollin/taesdxl). */
+  taesdRepo: string;
 }
+
+export type GenerationMode = 'txt2img' | 'img2img' | 'inpaint';
+export type PreviewerName = 'linear' | 'taesd';
+
+export const MODE_OPTIONS: readonly { value: GenerationMode; label: string }[] = [
+  { value: 'txt2img', label: 'Text → image' },
+  { value: 'img2img', label: 'Image → image' },
+  { value: 'inpaint', label: 'Inpaint' },
+];
+
+export const PREVIEWER_OPTIONS: readonly { value: PreviewerName; label: string }[] = [
+  { value: 'linear', label: 'Linear (free, 1/8 size)' },
+  { value: 'taesd', label: 'Tiny decoder (full size)' },
+];
+
+export const DEFAULT_TAESD_REPO = 'madebyollin/taesdxl';
 
 export const PROMPT_STYLE_OPTIONS: readonly { value: PromptStyle; label: string }[] = [
   { value: 'auto', label: 'Auto: A1111 weights when used or over 75 tokens' },
@@ -38,6 +64,7 @@ export const LIMITS = {
   guidance: { min: 1, max: 20, step: 0.5 },
   seed: { min: 0, max: 2 ** 32 - 1 },
   numImages: { min: 1, max: 4 },
+  strength: { min: 0, max: 1, step: 0.05, default: 0.8 },
   prompt: 4000,
 } as const;
 
@@ -67,6 +94,11 @@ export function defaultSettings(repo = DEFAULT_REPO): Settings {
     spacing: m.defaults.spacing,
     numImages: 1,
     promptStyle: 'auto',
+    mode: 'txt2img',
+    strength: LIMITS.strength.default,
+    fastDecode: false,
+    previewer: 'linear',
+    taesdRepo: '',
   };
 }
 
@@ -133,6 +165,12 @@ export function mergeSettings(base: Settings, raw: Record<string, unknown>): Set
   if (typeof raw.promptStyle === 'string' && PROMPT_STYLE_OPTIONS.some((x) => x.value === raw.promptStyle)) {
     s.promptStyle = raw.promptStyle as PromptStyle;
   }
+  if (typeof raw.mode === 'string' && MODE_OPTIONS.some((x) => x.value === raw.mode)) s.mode = raw.mode as GenerationMode;
+  const strength = clampNum(raw.strength, LIMITS.strength.min, LIMITS.strength.max);
+  if (strength !== undefined) s.strength = Math.round(strength * 100) / 100;
+  if (typeof raw.fastDecode === 'boolean') s.fastDecode = raw.fastDecode;
+  if (typeof raw.previewer === 'string' && PREVIEWER_OPTIONS.some((x) => x.value === raw.previewer)) s.previewer = raw.previewer as PreviewerName;
+  if (typeof raw.taesdRepo === 'string' && (raw.taesdRepo === '' || isValidRepoId(raw.taesdRepo))) s.taesdRepo = raw.taesdRepo;
   const w = clampInt(raw.width, 64, 2048);
   const h = clampInt(raw.height, 64, 2048);
   if (w !== undefined && h !== undefined && parseSizeKey(sizeKey(w, h))) {

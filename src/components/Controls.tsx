@@ -1,6 +1,6 @@
 import { useId, type KeyboardEvent, type ReactNode } from 'react';
 import { KOALA_NEGATIVE_PROMPT, MODELS, SCHEDULERS, SIZES, SPACINGS, findModel, sizeKey } from '../models';
-import { LIMITS, PROMPT_STYLE_OPTIONS, randomSeed, type Settings } from '../settings';
+import { DEFAULT_TAESD_REPO, LIMITS, MODE_OPTIONS, PREVIEWER_OPTIONS, PROMPT_STYLE_OPTIONS, randomSeed, type GenerationMode, type PreviewerName, type Settings } from '../settings';
 import type { TokenCount } from '../hooks/useTokenCount';
 import type { PromptStyle, SchedulerName, TimestepSpacing } from '../../workers/protocol';
 
@@ -17,6 +17,8 @@ export interface ControlsProps {
   negativeTokens?: TokenCount | null;
   /** The LoRA section (LoraPanel), shown above Advanced. */
   loraPanel?: ReactNode;
+  /** Image modes: the input image, mask and strength (InputImagePanel), shown under the mode switch. */
+  inputPanel?: ReactNode;
 }
 
 /** "12 / 75 tokens", or for a weighted reading "160 tokens · 3 chunks" (per encoder when they differ). */
@@ -53,7 +55,7 @@ const GROUP_LABEL = { sdxl: 'SDXL trained sizes', small: 'Smaller (less GPU memo
 
 export function Controls(p: ControlsProps) {
   const { settings: s, onChange } = p;
-  const ids = { prompt: useId(), neg: useId(), tokens: useId(), hint: useId(), model: useId() };
+  const ids = { prompt: useId(), neg: useId(), tokens: useId(), hint: useId(), model: useId(), fast: useId() };
   const model = findModel(s.model);
   const onPromptKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
@@ -85,6 +87,9 @@ export function Controls(p: ControlsProps) {
         </select>
         <p className="hint">{model.note}</p>
       </div>
+
+      <ModeSwitch value={s.mode} onChange={(mode) => onChange({ mode })} />
+      {s.mode !== 'txt2img' && p.inputPanel}
 
       <div className="field">
         <div className="label-row">
@@ -210,6 +215,26 @@ export function Controls(p: ControlsProps) {
             </option>
           ))}
         </Select>
+        <div className="check">
+          <input id={ids.fast} type="checkbox" checked={s.fastDecode} onChange={(e) => onChange({ fastDecode: e.target.checked })} />
+          <label htmlFor={ids.fast}>Fast decode (tiny decoder)</label>
+        </div>
+        <Select label="Previews" value={s.previewer} onChange={(v) => onChange({ previewer: v as PreviewerName })}>
+          {PREVIEWER_OPTIONS.map((x) => (
+            <option key={x.value} value={x.value}>
+              {x.label}
+            </option>
+          ))}
+        </Select>
+        {(s.fastDecode || s.previewer === 'taesd') && (
+          <p className="hint">The tiny decoder (TAESDXL, about 10 MB) is downloaded once; its images are a little softer.</p>
+        )}
+        <TextField
+          label="Tiny decoder repo"
+          value={s.taesdRepo}
+          placeholder={DEFAULT_TAESD_REPO}
+          onChange={(v) => onChange({ taesdRepo: v.trim() })}
+        />
         <TextField label="Hub" value={s.hub} placeholder="https://huggingface.co" onChange={(v) => onChange({ hub: v.trim() })} />
         <TextField label="Revision" value={s.revision} placeholder="main" onChange={(v) => onChange({ revision: v.trim() || 'main' })} />
       </details>
@@ -226,6 +251,24 @@ export function Controls(p: ControlsProps) {
         {p.generateHint ?? 'Ctrl+Enter (⌘+Enter) in a prompt generates.'}
       </p>
     </form>
+  );
+}
+
+/** Text → image / Image → image / Inpaint: a radio group drawn as a segmented control (arrow keys move). */
+function ModeSwitch({ value, onChange }: { value: GenerationMode; onChange: (m: GenerationMode) => void }) {
+  const name = useId();
+  return (
+    <fieldset className="mode-switch">
+      <legend>Mode</legend>
+      <div className="segmented">
+        {MODE_OPTIONS.map((m) => (
+          <label key={m.value} className={value === m.value ? 'on' : undefined}>
+            <input type="radio" name={name} value={m.value} checked={value === m.value} onChange={() => onChange(m.value)} />
+            <span>{m.label}</span>
+          </label>
+        ))}
+      </div>
+    </fieldset>
   );
 }
 

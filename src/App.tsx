@@ -20,6 +20,7 @@ import { describeInput, imageFileOf, loadInputs, saveInputImage, saveMask, toSav
 import { ortWasmBase } from './ort-assets';
 import {
   applyModelDefaults,
+  FP16_VAE_REPO,
   loadStoredSettings,
   randomSeed,
   settingsFromUrl,
@@ -292,6 +293,7 @@ export function App() {
       if (mode === 'inpaint' && mask) params.maskImage = mask;
     }
     if (used.fastDecode) params.decoder = 'taesd';
+    if (used.fp16Vae) params.vaeRepo = FP16_VAE_REPO;
     if (used.previewer === 'taesd') params.previewer = 'taesd';
     if ((used.fastDecode || used.previewer === 'taesd') && used.taesdRepo) params.taesdRepo = used.taesdRepo;
     const sent = activeLoraRefs(loras);

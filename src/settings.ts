@@ -35,6 +35,8 @@ export interface Settings {
   previewer: PreviewerName;
   /** Hub repo of the tiny decoder ('' = the engine's default, madebyollin/taesdxl). */
   taesdRepo: string;
+  /** Decode with the fp16-safe SDXL VAE (madebyollin/sdxl-vae-fp16-fix) instead of the model's: fp16, less GPU memory. */
+  fp16Vae: boolean;
 }
 
 export type GenerationMode = 'txt2img' | 'img2img' | 'inpaint';
@@ -99,6 +101,7 @@ export function defaultSettings(repo = DEFAULT_REPO): Settings {
     fastDecode: false,
     previewer: 'linear',
     taesdRepo: '',
+    fp16Vae: false,
   };
 }
 
@@ -169,6 +172,7 @@ export function mergeSettings(base: Settings, raw: Record<string, unknown>): Set
   const strength = clampNum(raw.strength, LIMITS.strength.min, LIMITS.strength.max);
   if (strength !== undefined) s.strength = Math.round(strength * 100) / 100;
   if (typeof raw.fastDecode === 'boolean') s.fastDecode = raw.fastDecode;
+  if (typeof raw.fp16Vae === 'boolean') s.fp16Vae = raw.fp16Vae;
   if (typeof raw.previewer === 'string' && PREVIEWER_OPTIONS.some((x) => x.value === raw.previewer)) s.previewer = raw.previewer as PreviewerName;
   if (typeof raw.taesdRepo === 'string' && (raw.taesdRepo === '' || isValidRepoId(raw.taesdRepo))) s.taesdRepo = raw.taesdRepo;
   const w = clampInt(raw.width, 64, 2048);
@@ -258,3 +262,6 @@ export function settingsToUrl(s: Settings, pageUrl: string): string {
   if (s.promptStyle !== 'auto') q.set('promptStyle', s.promptStyle);
   return u.href;
 }
+
+/** The fp16-safe SDXL VAE the "fp16 VAE" setting uses. */
+export const FP16_VAE_REPO = 'madebyollin/sdxl-vae-fp16-fix';

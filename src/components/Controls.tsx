@@ -1,6 +1,6 @@
 import { useId, type KeyboardEvent, type ReactNode } from 'react';
 import { KOALA_NEGATIVE_PROMPT, MODELS, SCHEDULERS, SIZES, SPACINGS, findModel, sizeKey } from '../models';
-import { DEFAULT_TAESD_REPO, LIMITS, MODE_OPTIONS, PREVIEWER_OPTIONS, PROMPT_STYLE_OPTIONS, randomSeed, type GenerationMode, type PreviewerName, type Settings } from '../settings';
+import { DEFAULT_TAESD_REPO, FP16_VAE_REPO, LIMITS, MODE_OPTIONS, PREVIEWER_OPTIONS, PROMPT_STYLE_OPTIONS, randomSeed, type GenerationMode, type PreviewerName, type Settings } from '../settings';
 import type { TokenCount } from '../hooks/useTokenCount';
 import type { PromptStyle, SchedulerName, TimestepSpacing } from '../../workers/protocol';
 
@@ -55,7 +55,7 @@ const GROUP_LABEL = { sdxl: 'SDXL trained sizes', small: 'Smaller (less GPU memo
 
 export function Controls(p: ControlsProps) {
   const { settings: s, onChange } = p;
-  const ids = { prompt: useId(), neg: useId(), tokens: useId(), hint: useId(), model: useId(), fast: useId() };
+  const ids = { prompt: useId(), neg: useId(), tokens: useId(), hint: useId(), model: useId(), fast: useId(), fp16vae: useId() };
   const model = findModel(s.model);
   const onPromptKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
@@ -219,6 +219,16 @@ export function Controls(p: ControlsProps) {
           <input id={ids.fast} type="checkbox" checked={s.fastDecode} onChange={(e) => onChange({ fastDecode: e.target.checked })} />
           <label htmlFor={ids.fast}>Fast decode (tiny decoder)</label>
         </div>
+        <div className="check">
+          <input id={ids.fp16vae} type="checkbox" checked={s.fp16Vae} onChange={(e) => onChange({ fp16Vae: e.target.checked })} />
+          <label htmlFor={ids.fp16vae}>fp16-safe VAE (sdxl-vae-fp16-fix)</label>
+        </div>
+        {s.fp16Vae && (
+          <p className="hint">
+            Decodes with {FP16_VAE_REPO} (about 170 MB, downloaded once) in fp16 when the GPU has shader-f16: about 0.7 GB less GPU
+            memory at 1024² than the model&apos;s VAE, which must run in fp32.
+          </p>
+        )}
         <Select label="Previews" value={s.previewer} onChange={(v) => onChange({ previewer: v as PreviewerName })}>
           {PREVIEWER_OPTIONS.map((x) => (
             <option key={x.value} value={x.value}>
@@ -249,6 +259,9 @@ export function Controls(p: ControlsProps) {
       </div>
       <p id={ids.hint} className="hint">
         {p.generateHint ?? 'Ctrl+Enter (⌘+Enter) in a prompt generates.'}
+      </p>
+      <p className="hint">
+        How fast is your GPU? <a href={`${import.meta.env.BASE_URL}bench.html`}>Run the GPU benchmark</a> (nothing is downloaded).
       </p>
     </form>
   );

@@ -9,29 +9,25 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bytesSource, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
 import { fileSource } from '../workers/model/safetensors.node.js';
 import { buildTaesdDecoderGraph, type TaesdConfig } from '../workers/model/taesd';
 import { FIXTURES, fixtureDir } from '../workers/model/testing/fixtures.node';
 import { maxAbsDiff, runWasm } from '../workers/model/testing/run-wasm.node';
 import { WeightIndex } from '../workers/model/weights';
 import { readPngText } from '../workers/pipeline/png';
-import { main } from './generate';
+import { readTensors, runGenerate } from './golden-helpers.node';
 
 const tmp = mkdtempSync(join(tmpdir(), 'taesd-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const taesdDir = join(FIXTURES, 'tiny-taesd');
 
 async function dump(path: string) {
-  const f = await readSafetensorsHeader(bytesSource(new Uint8Array(readFileSync(path)), path));
-  return { latents: await readTensorF32(f, 'latents'), image: await readTensorF32(f, 'image'), shape: f.tensors.get('latents')!.shape };
+  const t = await readTensors(path);
+  return { latents: t['latents']!.data, image: t['image']!.data, shape: t['latents']!.shape };
 }
 
-async function run(extra: string[], name: string) {
-  const log: string[] = [];
-  const code = await main(['--model', fixtureDir('tiny-sdxl'), '--prompt', 'a koala', '--steps', '3', '--seed', '5', '--out', join(tmp, `${name}.png`), '--dump', join(tmp, `${name}.safetensors`), ...extra], { log: (l) => log.push(l) });
-  return { code, log: log.join('\n') };
-}
+const run = (extra: string[], name: string) =>
+  runGenerate(['--model', fixtureDir('tiny-sdxl'), '--prompt', 'a koala', '--steps', '3', '--seed', '5', '--out', join(tmp, `${name}.png`), '--dump', join(tmp, `${name}.safetensors`), ...extra]);
 
 describe('generate --decoder taesd', () => {
   it('decodes the same latents with the tiny decoder', async () => {

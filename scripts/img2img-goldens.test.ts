@@ -13,27 +13,12 @@ import { decode } from 'fast-png';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURE_NAMES, FIXTURES, fixtureDir } from '../workers/model/testing/fixtures.node';
 import { maxAbsDiff } from '../workers/model/testing/run-wasm.node';
-import { bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
+
 import { readPngText } from '../workers/pipeline/png';
-import { main } from './generate';
+import { maxAbs, readTensors as readAll, runGenerate as cli, writeTensor } from './golden-helpers.node';
 
 const tmp = mkdtempSync(join(tmpdir(), 'img2img-goldens-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-
-async function readAll(path: string): Promise<Record<string, { data: Float32Array; shape: number[] }>> {
-  const f = await readSafetensorsHeader(bytesSource(new Uint8Array(readFileSync(path)), path));
-  const out: Record<string, { data: Float32Array; shape: number[] }> = {};
-  for (const [name, info] of f.tensors) out[name] = { data: await readTensorF32(f, name), shape: info.shape };
-  return out;
-}
-
-async function cli(args: string[]): Promise<{ code: number; log: string }> {
-  const log: string[] = [];
-  const code = await main(args, { log: (l) => log.push(l) });
-  return { code, log: log.join('\n') };
-}
-
 interface Case { file: string; prompt: string; negative_prompt: string; guidance_scale: number; strength: number; num_inference_steps: number; steps_run: number; height: number; width: number }
 
 for (const fixture of FIXTURE_NAMES) {
@@ -46,7 +31,7 @@ for (const fixture of FIXTURE_NAMES) {
       it(`${name}: strength ${c.strength}, ${c.steps_run} of ${c.num_inference_steps} steps`, async () => {
         const ref = await readAll(join(dir, c.file));
         const noise = join(tmp, `${fixture}-${name}-noise.safetensors`);
-        writeFileSync(noise, encodeSafetensors({ latents: { dtype: 'F32', shape: ref['noise']!.shape, data: ref['noise']!.data } }));
+        writeTensor(noise, 'latents', ref['noise']!);
         const dump = join(tmp, `${fixture}-${name}.safetensors`);
         const png = join(tmp, `${fixture}-${name}.png`);
         const r = await cli([

@@ -10,33 +10,18 @@
  * 1e-5 × max|ref|, image ≤ 1e-3. Also: a mask of another size is resized (and said), a 9-channel model
  * without a mask is a clear error.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURE_NAMES, FIXTURES, fixtureDir } from '../workers/model/testing/fixtures.node';
 import { maxAbsDiff } from '../workers/model/testing/run-wasm.node';
-import { bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
+
 import { readPngText } from '../workers/pipeline/png';
-import { main } from './generate';
+import { maxAbs, readTensors as readAll, runGenerate as cli, writeTensor } from './golden-helpers.node';
 
 const tmp = mkdtempSync(join(tmpdir(), 'inpaint-goldens-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-
-async function readAll(path: string): Promise<Record<string, { data: Float32Array; shape: number[] }>> {
-  const f = await readSafetensorsHeader(bytesSource(new Uint8Array(readFileSync(path)), path));
-  const out: Record<string, { data: Float32Array; shape: number[] }> = {};
-  for (const [name, info] of f.tensors) out[name] = { data: await readTensorF32(f, name), shape: info.shape };
-  return out;
-}
-
-async function cli(args: string[]): Promise<{ code: number; log: string }> {
-  const log: string[] = [];
-  const code = await main(args, { log: (l) => log.push(l) });
-  return { code, log: log.join('\n') };
-}
-
 interface Case { file: string; prompt: string; negative_prompt: string; guidance_scale: number; strength: number; num_inference_steps: number; steps_run: number; height: number; width: number }
 
 /** tiny-sdxl with the golden's random 9-channel U-Net in place of its own. */
@@ -52,7 +37,7 @@ async function check(fixture: string, model: string, name: string, c: Case, extr
   const dir = resolve(FIXTURES, 'img2img-goldens', fixture);
   const ref = await readAll(join(dir, c.file));
   const noise = join(tmp, `${fixture}-${name}-noise.safetensors`);
-  writeFileSync(noise, encodeSafetensors({ latents: { dtype: 'F32', shape: ref['noise']!.shape, data: ref['noise']!.data } }));
+  writeTensor(noise, 'latents', ref['noise']!);
   const dump = join(tmp, `${fixture}-${name}.safetensors`);
   const png = join(tmp, `${fixture}-${name}.png`);
   const r = await cli([

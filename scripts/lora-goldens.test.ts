@@ -12,18 +12,18 @@
  * - refusals: a LoRA with modules this model lacks (diffusers applies the rest silently; we refuse unless
  *   --lora-allow-partial), and an SD 1.5 LoRA.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fuseLoras, openLora, type LoraTargets } from '../workers/model/lora';
-import { bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
+import { readTensorF32 } from '../workers/model/safetensors';
 import { fileSource } from '../workers/model/safetensors.node.js';
 import { FIXTURE_NAMES, FIXTURES, fixtureDir } from '../workers/model/testing/fixtures.node';
 import { maxAbsDiff } from '../workers/model/testing/run-wasm.node';
 import { WeightIndex } from '../workers/model/weights';
 import { uniformLayersPerBlock } from '../workers/pipeline/sdxl-pipeline';
-import { main } from './generate';
+import { maxAbs, readTensors, runGenerate as cli, writeTensor } from './golden-helpers.node';
 
 interface LoraCase {
   case: string;
@@ -36,14 +36,9 @@ interface LoraCase {
 const tmp = mkdtempSync(join(tmpdir(), 'lora-goldens-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const EMBEDS = ['prompt_embeds', 'negative_prompt_embeds', 'pooled_prompt_embeds', 'negative_pooled_prompt_embeds'] as const;
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-async function readAll(path: string): Promise<Record<string, Float32Array>> {
-  const f = await readSafetensorsHeader(bytesSource(new Uint8Array(readFileSync(path)), path));
-  const out: Record<string, Float32Array> = {};
-  for (const name of f.tensors.keys()) out[name] = await readTensorF32(f, name);
-  return out;
-}
+/** The file's tensors as Float32Arrays. */
+const readAll = async (path: string) => Object.fromEntries(Object.entries(await readTensors(path)).map(([k, t]) => [k, t.data]));
 
 async function targets(fixture: string, fp16: boolean): Promise<LoraTargets> {
   const dir = fixtureDir(fixture as (typeof FIXTURE_NAMES)[number]);
@@ -55,12 +50,6 @@ async function targets(fixture: string, fp16: boolean): Promise<LoraTargets> {
     text_encoder_2: await open(`text_encoder_2/model${ext}`),
     layersPerBlock: uniformLayersPerBlock(JSON.parse(readFileSync(join(dir, 'unet/config.json'), 'utf8'))),
   };
-}
-
-async function cli(args: string[]): Promise<{ code: number; log: string }> {
-  const log: string[] = [];
-  const code = await main(args, { log: (l) => log.push(l) });
-  return { code, log: log.join('\n') };
 }
 
 for (const fixture of FIXTURE_NAMES) {
@@ -104,7 +93,7 @@ for (const fixture of FIXTURE_NAMES) {
       it(`${c.case}: whole run through generate --lora (${what})`, async () => {
         const ref = await readAll(join(dir, c.file));
         const latents = join(tmp, `${fixture}-${c.case}-latents.safetensors`);
-        writeFileSync(latents, encodeSafetensors({ latents: { dtype: 'F32', shape: [1, 4, p.height / 8, p.width / 8], data: ref['latents_init']! } }));
+        writeTensor(latents, 'latents', { shape: [1, 4, p.height / 8, p.width / 8], data: ref['latents_init']! });
         const dump = join(tmp, `${fixture}-${c.case}.safetensors`);
         const r = await cli([
           '--model', fixtureDir(fixture), '--prompt-style', 'plain', '--prompt', p.prompt, '--negative-prompt', p.negative_prompt,

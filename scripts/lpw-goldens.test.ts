@@ -7,14 +7,13 @@
  * - 2 whole 4-step runs from the stored latents (1 and 3 chunks): final latents ≤ 1e-3 abs or 1e-5 × max|ref|,
  *   image ≤ 1e-3 abs (the text-to-image tolerances of goldens/README.md).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURE_NAMES, FIXTURES, fixtureDir } from '../workers/model/testing/fixtures.node';
 import { maxAbsDiff } from '../workers/model/testing/run-wasm.node';
-import { bytesSource, encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
-import { main } from './generate';
+import { maxAbs, readTensors, runGenerate, writeTensor } from './golden-helpers.node';
 
 interface TextCase {
   index: number;
@@ -37,19 +36,13 @@ interface PipelineCase {
 const tmp = mkdtempSync(join(tmpdir(), 'lpw-goldens-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const EMBEDS = ['prompt_embeds', 'negative_prompt_embeds', 'pooled_prompt_embeds', 'negative_pooled_prompt_embeds'] as const;
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-async function readAll(path: string): Promise<Record<string, Float32Array>> {
-  const f = await readSafetensorsHeader(bytesSource(new Uint8Array(readFileSync(path)), path));
-  const out: Record<string, Float32Array> = {};
-  for (const name of f.tensors.keys()) out[name] = await readTensorF32(f, name);
-  return out;
-}
+/** The file's tensors as Float32Arrays. */
+const readAll = async (path: string) => Object.fromEntries(Object.entries(await readTensors(path)).map(([k, t]) => [k, t.data]));
 
 async function run(args: string[]): Promise<void> {
-  const log: string[] = [];
-  const code = await main(args, { log: (l) => log.push(l) });
-  if (code !== 0) throw new Error(`generate exited ${code}: ${log.join('\n')}`);
+  const r = await runGenerate(args);
+  if (r.code !== 0) throw new Error(`generate exited ${r.code}: ${r.log}`);
 }
 
 for (const fixture of FIXTURE_NAMES) {
@@ -83,7 +76,7 @@ for (const fixture of FIXTURE_NAMES) {
       it(`pipeline ${c.index}: ${c.steps} steps, guidance ${c.guidance_scale}, ${c.width}×${c.height}`, async () => {
         const ref = await readAll(join(dir, c.file));
         const latents = join(tmp, `${fixture}-p${c.index}-latents.safetensors`);
-        writeFileSync(latents, encodeSafetensors({ latents: { dtype: 'F32', shape: [1, 4, c.height / 8, c.width / 8], data: ref['latents_init']! } }));
+        writeTensor(latents, 'latents', { shape: [1, 4, c.height / 8, c.width / 8], data: ref['latents_init']! });
         const dump = join(tmp, `${fixture}-p${c.index}-dump.safetensors`);
         await run([
           '--model', fixtureDir(fixture), '--prompt-style', 'weighted', '--prompt', c.prompt, '--negative-prompt', c.negative,

@@ -11,9 +11,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { decode } from 'fast-png';
 import { HUB, TINY, openFresh, watchPage } from './helpers';
-import { pngTextChunks } from './png';
+import { diffRgb as diff, gallery, generateAndRead, rgbOf } from './results';
 
 test.skip(!existsSync('workers/engine.ts'), 'workers/engine.ts is not wired into this build yet');
 
@@ -25,46 +24,10 @@ const SLOW = 300_000;
 const INPUT = 'test/fixtures/img2img-goldens/tiny-sdxl/input.png';
 const TAESD_REPO = 'test/tiny-taesd';
 
-const gallery = (page: Page) => page.getByRole('region', { name: 'Gallery' }).getByRole('listitem');
 const inputBox = (page: Page) => page.getByRole('region', { name: 'Input image' });
-
-/** RGB bytes of a decoded PNG (any channel count fast-png gives). */
-function rgbOf(bytes: Uint8Array): { rgb: Uint8Array; width: number; height: number } {
-  const img = decode(bytes);
-  const ch = img.channels;
-  const rgb = new Uint8Array(img.width * img.height * 3);
-  for (let i = 0; i < img.width * img.height; i++) {
-    for (let c = 0; c < 3; c++) rgb[i * 3 + c] = Number(img.data[i * ch + (ch >= 3 ? c : 0)]);
-  }
-  return { rgb, width: img.width, height: img.height };
-}
 
 const INPUT_RGB = rgbOf(new Uint8Array(readFileSync(INPUT)));
 
-/** Generate; wait for image number `count` in the gallery; return its PNG's parameters and RGB pixels. */
-async function generateAndRead(page: Page, count: number): Promise<{ parameters: string; rgb: Uint8Array; width: number; height: number }> {
-  await page.getByRole('button', { name: 'Generate' }).click();
-  await expect(gallery(page)).toHaveCount(count, { timeout: SLOW });
-  await expect(page.getByRole('button', { name: 'Generate' })).toBeEnabled();
-  const [file] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).click()]);
-  const chunks: Buffer[] = [];
-  for await (const c of await file.createReadStream()) chunks.push(c as Buffer);
-  const bytes = new Uint8Array(Buffer.concat(chunks));
-  return { parameters: pngTextChunks(bytes).parameters ?? '', ...rgbOf(bytes) };
-}
-
-/** Channel values that differ, and the largest difference. */
-function diff(a: Uint8Array, b: Uint8Array): { changed: number; max: number } {
-  expect(a.length).toBe(b.length);
-  let changed = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (d) changed++;
-    max = Math.max(max, d);
-  }
-  return { changed, max };
-}
 
 /** Mean |a − b| over the RGB pixels (x, y) that `pick` selects. */
 function meanDiff(a: Uint8Array, b: Uint8Array, pick: (x: number, y: number) => boolean): number {

@@ -8,10 +8,9 @@
  */
 import { existsSync } from 'node:fs';
 import { expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { decode } from 'fast-png';
 import { HUB, TINY, openFresh } from './helpers';
 import { attentionModules, buildTinyLora } from './lora-file';
-import { pngTextChunks } from './png';
+import { diffRgb as diff, gallery, generateAndRead } from './results';
 
 test.skip(!existsSync('workers/engine.ts'), 'workers/engine.ts is not wired into this build yet');
 
@@ -23,42 +22,10 @@ const NAME = 'koala-test-lora';
 const MODULES = [...attentionModules('down_blocks.1.attentions.0.'), ...attentionModules('mid_block.attentions.0.transformer_blocks.0.')];
 const LORA = buildTinyLora({ modules: MODULES, rank: 4, amplitude: 0.2, seed: 5 });
 
-const gallery = (page: Page) => page.getByRole('region', { name: 'Gallery' }).getByRole('listitem');
 const row = (page: Page, name: string) => page.getByRole('listitem', { name: `LoRA ${name}` });
 
 async function hubPost(path: string, body?: unknown) {
   await fetch(`${HUB}/${path}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) });
-}
-
-/** Generate; wait for image number `count` in the gallery; return its PNG's parameters and RGBA pixels. */
-async function generateAndRead(page: Page, count: number): Promise<{ parameters: string; pixels: Uint8Array; width: number }> {
-  await page.getByRole('button', { name: 'Generate' }).click();
-  await expect(gallery(page)).toHaveCount(count, { timeout: SLOW });
-  await expect(page.getByRole('button', { name: 'Generate' })).toBeEnabled();
-  const [file] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).click()]);
-  const chunks: Buffer[] = [];
-  for await (const c of await file.createReadStream()) chunks.push(c as Buffer);
-  const bytes = new Uint8Array(Buffer.concat(chunks));
-  const img = decode(bytes);
-  return {
-    parameters: pngTextChunks(bytes).parameters ?? '',
-    pixels: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength),
-    width: img.width,
-  };
-}
-
-/** Channels (RGB) whose values differ, and the largest difference. */
-function diff(a: Uint8Array, b: Uint8Array): { changed: number; max: number } {
-  expect(a.length).toBe(b.length);
-  let changed = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (i % 4 === 3) continue;
-    const d = Math.abs(a[i]! - b[i]!);
-    if (d) changed++;
-    max = Math.max(max, d);
-  }
-  return { changed, max };
 }
 
 test.describe('LoRAs: one page, in order', () => {
@@ -82,7 +49,7 @@ test.describe('LoRAs: one page, in order', () => {
     // Without LoRA first: this loads the model (so the LoRA can be checked the moment it is added).
     const before = await generateAndRead(page, 1);
     expect(before.parameters).not.toContain('<lora:');
-    plain = before.pixels;
+    plain = before.rgb;
 
     await page.locator('summary', { hasText: 'LoRAs' }).click();
     await page
@@ -103,8 +70,8 @@ test.describe('LoRAs: one page, in order', () => {
     const withLora = await generateAndRead(page, 2);
     expect(withLora.parameters).toContain(`<lora:${NAME}:1>`);
     expect(withLora.parameters).toMatch(/Seed: 11/);
-    const d = diff(plain, withLora.pixels);
-    console.log(`LoRA on vs off: ${d.changed} of ${(plain.length / 4) * 3} channel values differ, max |diff| ${d.max}`);
+    const d = diff(plain, withLora.rgb);
+    console.log(`LoRA on vs off: ${d.changed} of ${plain.length} channel values differ, max |diff| ${d.max}`);
     expect(d.changed).toBeGreaterThan(plain.length / 4); // most of the image changed
     expect(d.max).toBeGreaterThan(8);
     await expect(gallery(page).first()).toContainText(`LoRA ${NAME}:1`);
@@ -114,7 +81,7 @@ test.describe('LoRAs: one page, in order', () => {
     await expect(page.locator('summary', { hasText: 'LoRAs' })).toContainText('0 of 1 on');
     const off = await generateAndRead(page, 3);
     expect(off.parameters).not.toContain('<lora:');
-    const back = diff(plain, off.pixels);
+    const back = diff(plain, off.rgb);
     console.log(`LoRA off again vs never on: ${back.changed} channel values differ, max |diff| ${back.max}`);
     expect(back.changed).toBe(0); // the model's own weights are back: same seed, same image
   });

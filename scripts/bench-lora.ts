@@ -6,7 +6,8 @@
  * (to_q, to_k, to_v, to_out.0) and every self-attention projection of both text encoders — the modules
  * a typical SDXL LoRA trains. Prints and writes bench-out/lora-<model>.json:
  * - LoRA file size, modules, header read + key match time;
- * - fuse time (JS, one thread: the engine worker's), multiply-adds and GMAC/s, bytes of fused tensors held;
+ * - fuse time (up·down on onnxruntime-web's wasm backend, as the engine does; `--gemm js`: the plain-JS loop),
+ *   multiply-adds and GMAC/s, bytes of fused tensors held;
  * - how an SDXL-base LoRA (diffusers module names) matches this model's modules (KOALA's blocks differ).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,9 +17,14 @@ import { fuseLoras, openLora, type LoraTargets } from '../workers/model/lora';
 import { bytesSource, encodeSafetensors, type TensorToEncode } from '../workers/model/safetensors';
 import { synthWeights, type KeyList } from '../workers/model/testing/synth';
 import { uniformLayersPerBlock } from '../workers/pipeline/sdxl-pipeline';
+import { createOrtGemm } from '../workers/pipeline/cpu-gemm';
+import * as ort from 'onnxruntime-web';
+import { availableParallelism } from 'node:os';
+
+ort.env.wasm.numThreads = Math.min(4, availableParallelism());
 
 const { values } = parseArgs({
-  options: { model: { type: 'string', default: 'koala-700m' }, rank: { type: 'string', default: '32' }, dtype: { type: 'string', default: 'F16' } },
+  options: { model: { type: 'string', default: 'koala-700m' }, rank: { type: 'string', default: '32' }, dtype: { type: 'string', default: 'F16' }, gemm: { type: 'string', default: 'wasm' } },
 });
 const model = values.model!;
 const rank = Number(values.rank);
@@ -76,16 +82,18 @@ let t0 = performance.now();
 const opened = await openLora(bytesSource(own.bytes, `${model}-r${rank}.safetensors`), targets, `${model}-r${rank}`);
 const openMs = performance.now() - t0;
 t0 = performance.now();
-const fused = await fuseLoras(targets, [{ lora: opened, scale: 0.8 }]);
+// the engine's path: up·down on onnxruntime-web's wasm backend (cpu-gemm.ts); --gemm js: the plain-JS loop
+const gemm = values.gemm === 'js' ? undefined : createOrtGemm(ort);
+const fused = await fuseLoras(targets, [{ lora: opened, scale: 0.8 }], undefined, { gemm });
 const fuseMs = performance.now() - t0;
 const heap1 = process.memoryUsage();
 // the fused copies of every changed weight (stored dtype), which the sessions then read instead of the file's
 const fusedBytes = opened.matches.reduce((n, m) => n + (fused[m.component].get(m.target)!.info.end - fused[m.component].get(m.target)!.info.begin), 0);
 console.log(`LoRA for ${model}, rank ${rank}, kohya layout, ${own.modules} modules (U-Net attention + both text encoders' self-attention): ${MB(own.bytes.length)}`);
 console.log(`  open (header + key match): ${openMs.toFixed(0)} ms; matched ${opened.report.matched}/${opened.report.modules} (U-Net ${opened.report.perComponent.unet}, TE1 ${opened.report.perComponent.text_encoder}, TE2 ${opened.report.perComponent.text_encoder_2})`);
-console.log(`  fuse into ${dtype} weights: ${(fuseMs / 1000).toFixed(1)} s for ${(own.macs / 1e9).toFixed(1)} G multiply-adds (${(own.macs / 1e9 / (fuseMs / 1000)).toFixed(2)} GMAC/s, one JS thread)`);
+console.log(`  fuse into ${dtype} weights (${gemm ? `onnxruntime-web wasm GEMM, ${ort.env.wasm.numThreads} threads` : 'plain JS, one thread'}): ${(fuseMs / 1000).toFixed(1)} s for ${(own.macs / 1e9).toFixed(1)} G multiply-adds (${(own.macs / 1e9 / (fuseMs / 1000)).toFixed(2)} GMAC/s)`);
 console.log(`  fused tensors held in memory: ${MB(fusedBytes)} (the GPU gets them instead of the file's; JS heap + external grew by ${MB(heap1.heapUsed + heap1.external + heap1.arrayBuffers - heap0.heapUsed - heap0.external - heap0.arrayBuffers)})`);
-Object.assign(out, { loraBytes: own.bytes.length, modules: own.modules, openMs, fuseMs, macs: own.macs, gmacPerS: own.macs / 1e9 / (fuseMs / 1000), fusedBytes, report: opened.report });
+Object.assign(out, { gemm: gemm ? `wasm, ${ort.env.wasm.numThreads} threads` : 'js', loraBytes: own.bytes.length, modules: own.modules, openMs, fuseMs, macs: own.macs, gmacPerS: own.macs / 1e9 / (fuseMs / 1000), fusedBytes, report: opened.report });
 
 // 2. an SDXL-base LoRA (diffusers module names, U-Net attention only) on this model
 if (model !== 'sdxl-base') {

@@ -25,7 +25,9 @@ import { DEFAULT_TAESD_REPO, openStandaloneVae, openTaesd } from './pipeline/com
 import { asEngineError, LoraLibrary, validateLoras } from './pipeline/lora-sources';
 import { hasPromptSyntax } from './pipeline/prompt-attention';
 import { probeCapabilities } from './runtime/capabilities';
-import { configureOrt } from './runtime/ort';
+import { configureOrt, ort } from './runtime/ort';
+import { createOrtGemm } from './pipeline/cpu-gemm';
+import type { OrtModule } from './pipeline/ort-backend';
 import { createWebgpuBackend } from './runtime/webgpu-backend';
 
 interface Loaded {
@@ -110,6 +112,7 @@ export function createEngine(): Engine {
       const pipeline = new SdxlPipeline(model, createWebgpuBackend(blobs), {
         precision,
         maxBindingBytes: caps?.maxStorageBufferBindingSize,
+        loraGemm: createOrtGemm(ort as unknown as OrtModule),
       });
       ctx.onProgress({ phase: 'build', message: 'Model ready', done: 1, total: 1, elapsed: now() - t0 });
       return { key, model, pipeline, precision, warm: new Set<string>(), loras: new LoraLibrary(() => pipeline.loraTargets(), fetchHubLora) };

@@ -12,7 +12,7 @@
  * of its modules is refused unless the caller allows it, with the counts and the first unmatched keys.
  */
 import { candidateKeys, groupLoraKeys, LoraFormatError, type LoraComponent } from './lora-keys';
-import { allocateSafetensors, bytesSource, floatToHalf, halfToFloatTable, readSafetensorsHeader, toFloat32, type ByteSource, type DType, type SafetensorsFile, type TensorInfo } from './safetensors';
+import { allocateSafetensors, bytesSource, floatsToHalves, halfToFloatTable, readSafetensorsHeader, toFloat32, type ByteSource, type DType, type SafetensorsFile, type TensorInfo } from './safetensors';
 import { WeightIndex } from './weights';
 import type { LoraReport } from '../protocol';
 
@@ -133,6 +133,9 @@ function axpy4(acc: Float32Array, down: Float32Array, d: number, n: number, c0: 
   for (let i = 0; i < n; i++) acc[i]! += c0 * down[d + i]! + c1 * down[d1 + i]! + c2 * down[d2 + i]! + c3 * down[d3 + i]!;
 }
 
+/** C [m, n] = A [m, k] · B [k, n], row-major float32 (e.g. on onnxruntime-web's wasm backend: pipeline/cpu-gemm.ts). */
+export type LoraGemm = (a: Float32Array, b: Float32Array, m: number, k: number, n: number) => Promise<Float32Array>;
+
 /** One LoRA to fuse: its scale, and whether a LoRA matching only part of its modules may be applied (default: refuse). */
 export interface LoraUse {
   lora: OpenedLora;
@@ -144,7 +147,12 @@ export interface LoraUse {
  * The components' weight indexes with every matched tensor fused; components no LoRA touches, and
  * components not in `only`, are returned as they were.
  */
-export async function fuseLoras(targets: LoraTargets, loras: LoraUse[], only: readonly LoraComponent[] = LORA_COMPONENTS): Promise<Record<LoraComponent, WeightIndex>> {
+export async function fuseLoras(
+  targets: LoraTargets,
+  loras: LoraUse[],
+  only: readonly LoraComponent[] = LORA_COMPONENTS,
+  opts: { gemm?: LoraGemm } = {},
+): Promise<Record<LoraComponent, WeightIndex>> {
   for (const { lora, scale, allowPartial } of loras) {
     if (!Number.isFinite(scale)) throw new LoraFormatError(`LoRA ${lora.name}: scale must be a number, got ${scale}`);
     if (lora.report.unmatchedCount > 0 && !allowPartial) throw new LoraPartialError(lora.report);
@@ -193,14 +201,30 @@ export async function fuseLoras(targets: LoraTargets, loras: LoraUse[], only: re
     }
     const plan = plans.get(component)!;
     let at = plan.offsets.get(target)!;
+    // With a GEMM: delta = [f₁·up₁ | f₂·up₂ | …] · [down₁; down₂; …] in one product; else row by row below.
+    let delta: Float32Array | undefined;
+    if (opts.gemm) {
+      const R = updates.reduce((n, u) => n + u.r, 0);
+      const ups = new Float32Array(outRows * R);
+      const downs = new Float32Array(R * inner);
+      let r0 = 0;
+      for (const { down, up, r, factor } of updates) {
+        for (let o = 0; o < outRows; o++) for (let k = 0; k < r; k++) ups[o * R + r0 + k] = factor * up[o * r + k]!;
+        downs.set(down, r0 * inner);
+        r0 += r;
+      }
+      delta = await opts.gemm(ups, downs, outRows, R, inner);
+    }
     const acc = new Float32Array(inner);
     const row16 = dtype === 'F16' ? new Uint16Array(inner) : undefined;
     const rowBytes = new Uint8Array((row16 ?? acc).buffer);
     for (let o = 0; o < outRows; o++) {
       const base = o * inner;
-      if (src16) for (let i = 0; i < inner; i++) acc[i] = table[src16[base + i]!]!;
+      if (delta && src16) for (let i = 0; i < inner; i++) acc[i] = table[src16[base + i]!]! + delta[base + i]!;
+      else if (delta) for (let i = 0; i < inner; i++) acc[i] = src32![base + i]! + delta[base + i]!;
+      else if (src16) for (let i = 0; i < inner; i++) acc[i] = table[src16[base + i]!]!;
       else acc.set(src32!.subarray(base, base + inner));
-      for (const { down, up, r, factor } of updates) {
+      if (!delta) for (const { down, up, r, factor } of updates) {
         const u = o * r;
         let k = 0;
         for (; k + 4 <= r; k += 4) axpy4(acc, down, k * inner, inner, factor * up[u + k]!, factor * up[u + k + 1]!, factor * up[u + k + 2]!, factor * up[u + k + 3]!);
@@ -209,8 +233,8 @@ export async function fuseLoras(targets: LoraTargets, loras: LoraUse[], only: re
       for (let i = 0; i < inner; i++) {
         const v = acc[i]!;
         if (v - v !== 0) throw new LoraFormatError(`Fusing ${parts.map((p) => p.lora.name).join(' + ')} into ${component}.${target} gives ${Number.isNaN(v) ? 'NaN' : 'an infinite value'} (row ${o}); lower the scale`);
-        if (row16) row16[i] = floatToHalf(v);
       }
+      if (row16) floatsToHalves(acc, row16);
       plan.bytes.set(rowBytes, at);
       at += rowBytes.length;
     }

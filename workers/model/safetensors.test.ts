@@ -83,3 +83,19 @@ describe('safetensors', () => {
     await expect(readSafetensorsHeader(bytesSource(cut, 'vae.safetensors'))).rejects.toThrow(/vae\.safetensors: truncated safetensors file: tensor/);
   });
 });
+
+describe('floatsToHalves', () => {
+  it('rounds exactly like floatToHalf over normals, subnormals, ties, overflow, NaN and ±0', async () => {
+    const { floatsToHalves, floatToHalf } = await import('./safetensors');
+    const vals: number[] = [0, -0, 1, -1, 65504, 65520, 70000, -70000, 1e-8, -1e-8, 6e-8, 5.960464477539063e-8, 2.98e-8, NaN, Infinity, -Infinity, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 0.1, 3.14159];
+    let s = 7;
+    for (let i = 0; i < 20000; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      vals.push((s / 2 ** 32 - 0.5) * 2 ** ((s % 40) - 20));
+    }
+    const src = Float32Array.from(vals);
+    const dst = new Uint16Array(src.length);
+    floatsToHalves(src, dst);
+    for (let i = 0; i < src.length; i++) expect(dst[i], `value ${src[i]}`).toBe(floatToHalf(src[i]!));
+  });
+});

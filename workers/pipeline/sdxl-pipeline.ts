@@ -14,7 +14,7 @@ import { buildUnetGraph } from '../model/unet';
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from '../model/vae';
 import { buildTaesdDecoderGraph, type TaesdConfig } from '../model/taesd';
 import type { WeightIndex } from '../model/weights';
-import { fuseLoras, LORA_COMPONENTS, type LoraReport, type LoraTargets, type LoraUse } from '../model/lora';
+import { fuseLoras, LORA_COMPONENTS, type LoraGemm, type LoraReport, type LoraTargets, type LoraUse } from '../model/lora';
 import type { LoraComponent } from '../model/lora-keys';
 import { EngineError, type Precision, type SchedulerName, type TimestepSpacing } from '../protocol';
 import type { Backend } from './backend';
@@ -125,6 +125,8 @@ export interface PipelineOptions {
   precision: Precision;
   /** Largest attention tensor a kernel may bind (adapter's maxStorageBufferBindingSize). */
   maxBindingBytes?: number;
+  /** Matrix product for fusing LoRAs (pipeline/cpu-gemm.ts: onnxruntime-web's wasm backend); default plain JS. */
+  loraGemm?: LoraGemm;
 }
 
 const now = () => globalThis.performance.now() / 1000;
@@ -245,7 +247,7 @@ export class SdxlPipeline {
     const changed = LORA_COMPONENTS.filter((c) => keys[c] !== this.loraKeys[c]);
     if (changed.length) {
       const active = loras.filter((l) => l.scale !== 0);
-      const fused = await fuseLoras(base, active, changed);
+      const fused = await fuseLoras(base, active, changed, { gemm: this.options.loraGemm });
       const family: Record<LoraComponent, string> = { unet: 'unet', text_encoder: 'text_encoder_1', text_encoder_2: 'text_encoder_2' };
       const m = this.model;
       this.model = {

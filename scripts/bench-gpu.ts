@@ -12,6 +12,7 @@ import { setupNodeWebGpu } from '../test/webgpu-node';
 import { BENCH_MODELS, type BenchModel } from '../workers/bench/random-repo';
 import { GpuLedger } from '../workers/runtime/gpu-ledger';
 import { benchFilesNode } from './bench/bench-files.node.js';
+import { printGpuBench } from './bench/print-gpu-bench';
 
 const { values } = parseArgs({
   options: {
@@ -20,8 +21,20 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '5' },
     precision: { type: 'string' },
     json: { type: 'string' },
+    browser: { type: 'boolean' },
   },
 });
+if (values.browser) {
+  // the page host: /bench.html in Debian's Chromium (SwiftShader here), driven through its URL parameters
+  const { runInBrowser } = await import('./bench/gpu-bench-browser');
+  const r = await runInBrowser({ model: values.model!, size: Number(values.size), steps: Number(values.steps), precision: values.precision });
+  printGpuBench(r);
+  const out = values.json ?? `bench-out/gpu-${r.model}-${r.size}-${r.precision}-browser.json`;
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(r, null, 1));
+  console.log(`wrote ${out}`);
+  process.exit(0);
+}
 const model = values.model as BenchModel;
 if (!BENCH_MODELS.includes(model)) throw new Error(`--model must be one of ${BENCH_MODELS.join(', ')}`);
 const webgpu = await setupNodeWebGpu();
@@ -52,16 +65,7 @@ const r = await runGpuBench(
   },
   `node ${process.version} + webgpu (Dawn)`,
 );
-const GB = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
-console.log(`adapter            ${r.adapter} (shader-f16 ${r.shaderF16}; maxBufferSize ${r.limits.maxBufferSize}, maxStorageBufferBindingSize ${r.limits.maxStorageBufferBindingSize})`);
-console.log(`ms per CFG step    ${r.msPerStep.toFixed(1)} (median of steps 2…${r.steps}; each: ${r.stepMs.map((m) => m.toFixed(0)).join(', ')} ms)`);
-console.log(`TFLOP/s            ${r.tflops.toFixed(3)} (U-Net ${r.unetTflopPerImage.toFixed(3)} TFLOP per image, 2 per step)`);
-console.log(`per step           ${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits, ${r.readbacksPerStep} readbacks`);
-console.log(`U-Net graph        ${r.unetNodes} nodes: ${Object.entries(r.unetOps).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-console.log(`shader compile     ~${(r.shaderCompileMs / 1000).toFixed(1)} s (first step minus the median)`);
-console.log(`sessions           ${(r.sessionCreateMs / 1000).toFixed(1)} s: ${r.sessions.map((s) => `${s.label} ${(s.ms / 1000).toFixed(1)} s`).join(', ')}`);
-console.log(`encode / VAE       ${(r.encodeMs / 1000).toFixed(1)} s / ${(r.vaeMs / 1000).toFixed(1)} s`);
-console.log(`GPU peak           ${GB(r.gpuPeakBytes)}; graph capture ${r.graphCapture}; image finite ${r.finite}`);
+printGpuBench(r);
 const out = values.json ?? `bench-out/gpu-${model}-${size}-${precision}.json`;
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify(r, null, 1));

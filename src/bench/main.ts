@@ -80,6 +80,8 @@ function rows(r: GpuBenchResult): [string, string][] {
 
 function show(r: GpuBenchResult) {
   last = r;
+  // for automation (npm run bench:gpu -- --browser): the result as JSON on the page
+  document.body.dataset.benchResult = JSON.stringify(r);
   const table = $<HTMLTableElement>('table');
   table.replaceChildren(
     ...rows(r).map(([k, v]) => {
@@ -124,6 +126,7 @@ $<HTMLFormElement>('form').addEventListener('submit', (e) => {
       show(m.result);
     } else {
       status.textContent = `Stopped: ${m.message}`;
+      document.body.dataset.benchError = m.message;
       setRunning(false);
     }
   });
@@ -163,4 +166,21 @@ $<HTMLButtonElement>('copy').addEventListener('click', () => {
   if (last) void navigator.clipboard.writeText(json()).then(() => (status.textContent = 'JSON copied.'));
 });
 
-void showAdapter();
+/** `?model=koala-700m&size=512&steps=5&precision=fp16&run=1` presets the form (and starts it). */
+function fromUrl() {
+  const q = new URLSearchParams(location.search);
+  const set = (id: string, v: string | null) => {
+    if (v !== null) ($<HTMLInputElement | HTMLSelectElement>(id).value = v);
+  };
+  const size = q.get('size');
+  if (size && !Array.from($<HTMLSelectElement>('size').options).some((o) => o.value === size)) $<HTMLSelectElement>('size').add(new Option(size, size));
+  set('model', q.get('model'));
+  set('size', size);
+  set('steps', q.get('steps'));
+  set('precision', q.get('precision'));
+  return q.get('run') === '1';
+}
+
+void showAdapter().then(() => {
+  if (fromUrl() && !$<HTMLButtonElement>('run').disabled) $<HTMLFormElement>('form').requestSubmit();
+});

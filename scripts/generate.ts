@@ -22,6 +22,7 @@ import { defaultSizeFor, fitInitImage, fitMask } from '../workers/pipeline/init-
 import { DEFAULT_TAESD_REPO, openStandaloneVae, openTaesd } from '../workers/pipeline/component-source';
 import { formatParameters } from '../workers/pipeline/a1111';
 import { BlobRegistry, createOrtBackend, type SessionFactory } from '../workers/pipeline/ort-backend';
+import { createOrtGemm } from '../workers/pipeline/cpu-gemm';
 import { createNodeWasmSession } from '../workers/runtime/wasm-instances.node.js';
 import { assertValidParams } from '../workers/pipeline/params';
 import { encodePng } from '../workers/pipeline/png';
@@ -168,7 +169,7 @@ export async function runGenerate(o: GenerateOptions, io: GenerateIo): Promise<P
   // big graphs (full-size U-Net, OpenCLIP bigG) run in wasm instances of their own: one is a 4 GiB heap
   const factory: SessionFactory = (graph, opts, createLocal) =>
     createNodeWasmSession(graph, { label: opts.label, ort, createLocal, log: io.log });
-  const pipeline = new SdxlPipeline(model, createOrtBackend(ort, 'wasm', blobs, factory), { precision: o.precision });
+  const pipeline = new SdxlPipeline(model, createOrtBackend(ort, 'wasm', blobs, factory), { precision: o.precision, loraGemm: createOrtGemm(ort) });
   let init: { image: Float32Array; strength: number; mask?: Float32Array } | undefined;
   let initSha256: string | undefined;
   let width = o.width ?? model.defaultSize;

@@ -70,3 +70,22 @@ def rel(path: Path) -> str:
         return str(Path(path).resolve().relative_to(REPO))
     except ValueError:
         return str(path)
+
+
+def load_pipe(cls, fixture: Path, variant: str | None):
+    """`cls.from_pretrained(fixture)` in float32 (fp16 files upcast when variant="fp16"), no watermarker, the
+    fixture's Euler scheduler, every module in eval mode without gradients, no progress bars."""
+    from diffusers import EulerDiscreteScheduler
+
+    kw = {"torch_dtype": torch.float32, "add_watermarker": False}
+    if variant:
+        kw["variant"] = variant
+    pipe = cls.from_pretrained(str(fixture), **kw)
+    pipe.scheduler = EulerDiscreteScheduler.from_pretrained(str(fixture), subfolder="scheduler")
+    for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+        assert next(m.parameters()).dtype == torch.float32
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -307,20 +307,9 @@ class capture_warnings:
 
 
 def load_pipe(fixture: Path, variant: str | None):
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from diffusers import StableDiffusionXLPipeline
 
-    kw = {"torch_dtype": torch.float32, "add_watermarker": False}
-    if variant:
-        kw["variant"] = variant
-    pipe = StableDiffusionXLPipeline.from_pretrained(str(fixture), **kw)
-    pipe.scheduler = EulerDiscreteScheduler.from_pretrained(str(fixture), subfolder="scheduler")
-    for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad_(False)
-        assert next(m.parameters()).dtype == torch.float32
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return C.load_pipe(StableDiffusionXLPipeline, fixture, variant)
 
 
 def plain_state(model) -> dict:

@@ -61,20 +61,7 @@ def load_lpw():
 
 
 def load_pipe(lpw, fixture: Path, variant: str | None):
-    from diffusers import EulerDiscreteScheduler
-
-    kw = {"torch_dtype": torch.float32, "add_watermarker": False}
-    if variant:
-        kw["variant"] = variant
-    pipe = lpw.SDXLLongPromptWeightingPipeline.from_pretrained(str(fixture), **kw)
-    pipe.scheduler = EulerDiscreteScheduler.from_pretrained(str(fixture), subfolder="scheduler")
-    for m in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad_(False)
-        assert next(m.parameters()).dtype == torch.float32
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return C.load_pipe(lpw.SDXLLongPromptWeightingPipeline, fixture, variant)
 
 
 class record_ids:

@@ -1,5 +1,6 @@
 /**
- * `npm run bench:gpu -- [--model koala-700m|koala-1b|sdxl-base] [--size 1024] [--steps 5] [--precision fp16|fp32] [--json FILE]`:
+ * `npm run bench:gpu -- [--model koala-700m|koala-1b|sdxl-base] [--size 1024] [--steps 5] [--precision fp16|fp32]
+ *   [--graph-capture off|on|both] [--fused auto|off] [--json FILE]`:
  * the GPU benchmark (workers/bench/gpu-bench.ts, the same module as the /bench.html page) in Node on whatever
  * WebGPU adapter Dawn finds (a real GPU, or Mesa lavapipe on a machine without one). Nothing is downloaded:
  * the full-size checkpoint is seeded random weights generated as they are uploaded. Prints the figures and
@@ -22,12 +23,14 @@ const { values } = parseArgs({
     precision: { type: 'string' },
     json: { type: 'string' },
     browser: { type: 'boolean' },
+    'graph-capture': { type: 'string', default: 'both' },
+    fused: { type: 'string', default: 'auto' },
   },
 });
 if (values.browser) {
   // the page host: /bench.html in Debian's Chromium (SwiftShader here), driven through its URL parameters
   const { runInBrowser } = await import('./bench/gpu-bench-browser');
-  const r = await runInBrowser({ model: values.model!, size: Number(values.size), steps: Number(values.steps), precision: values.precision });
+  const r = await runInBrowser({ model: values.model!, size: Number(values.size), steps: Number(values.steps), precision: values.precision, graphCapture: values['graph-capture'] });
   printGpuBench(r);
   const out = values.json ?? `bench-out/gpu-${r.model}-${r.size}-${r.precision}-browser.json`;
   mkdirSync(dirname(out), { recursive: true });
@@ -35,6 +38,8 @@ if (values.browser) {
   console.log(`wrote ${out}`);
   process.exit(0);
 }
+const graphCapture = values['graph-capture'] as 'off' | 'on' | 'both';
+if (!['off', 'on', 'both'].includes(graphCapture)) throw new Error('--graph-capture must be off, on or both');
 const model = values.model as BenchModel;
 if (!BENCH_MODELS.includes(model)) throw new Error(`--model must be one of ${BENCH_MODELS.join(', ')}`);
 const webgpu = await setupNodeWebGpu();
@@ -56,6 +61,8 @@ const r = await runGpuBench(
     size,
     steps,
     precision,
+    graphCapture,
+    fused: values.fused === 'off' ? 'off' : 'auto',
     files: benchFilesNode(model),
     ledger,
     onProgress: (p) => {

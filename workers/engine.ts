@@ -13,7 +13,7 @@ import { BlobRegistry } from './pipeline/ort-backend';
 import { assertValidParams } from './pipeline/params';
 import { encodePng } from './pipeline/png';
 import { openSdxlModel, type SdxlModel } from './pipeline/sdxl-model';
-import { SdxlPipeline } from './pipeline/sdxl-pipeline';
+import { gegluInners, SdxlPipeline } from './pipeline/sdxl-pipeline';
 import { SdxlTokenizers } from './pipeline/tokenizer';
 import { EngineError, type Capabilities, type GenerateParams, type GenerationStats, type ImageResult, type LoraRef, type LoraReport, type ModelSource, type Precision } from './protocol';
 import { describeTokens } from './pipeline/long-prompt';
@@ -29,6 +29,7 @@ import { configureOrt, ort } from './runtime/ort';
 import { createOrtGemm } from './pipeline/cpu-gemm';
 import type { OrtModule } from './pipeline/ort-backend';
 import { createWebgpuBackend } from './runtime/webgpu-backend';
+import { probeFusedOps } from './runtime/fused-ops-probe';
 
 interface Loaded {
   key: string;
@@ -109,10 +110,15 @@ export function createEngine(): Engine {
       ctx.onProgress({ phase: 'build', message: 'Reading the model', done: 0, total: 1, elapsed: 0 });
       const blobs = new BlobRegistry();
       const model = await openSdxlModel(files, blobs);
+      // fused kernels only where this adapter's self-test says they agree with their decompositions
+      const fused = await probeFusedOps(precision === 'fp16' ? 'float16' : 'float32', gegluInners(model.unet.weights));
       const pipeline = new SdxlPipeline(model, createWebgpuBackend(blobs), {
         precision,
         maxBindingBytes: caps?.maxStorageBufferBindingSize,
         loraGemm: createOrtGemm(ort as unknown as OrtModule),
+        // the denoising loop replays the U-Net's recorded commands (identical latents; graph-capture.webgpu.test.ts)
+        graphCapture: true,
+        fused: fused.ops,
       });
       ctx.onProgress({ phase: 'build', message: 'Model ready', done: 1, total: 1, elapsed: now() - t0 });
       return { key, model, pipeline, precision, warm: new Set<string>(), loras: new LoraLibrary(() => pipeline.loraTargets(), fetchHubLora) };

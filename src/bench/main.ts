@@ -69,12 +69,18 @@ function rows(r: GpuBenchResult): [string, string][] {
     ['Per CFG step', `${r.msPerStep.toFixed(1)} ms (median of steps 2–${r.steps}; each ${r.stepMs.map((m) => m.toFixed(0)).join(', ')} ms)`],
     ['Achieved', `${r.tflops.toFixed(2)} TFLOP/s (U-Net ${r.unetTflopPerImage.toFixed(2)} TFLOP per image, 2 per CFG step)`],
     [`${r.steps} steps at this rate`, s(r.msPerStep * r.steps)],
-    ['Per step', `${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits, ${r.readbacksPerStep} GPU→CPU readbacks`],
+    ['Per step', `${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits, ${r.bindGroupsPerStep} bind groups, ${r.readbacksPerStep} GPU→CPU readbacks`],
+    ['Fused kernels (self-test)', r.fusedOps === 'off' ? 'off' : Object.entries(r.fusedOps).map(([k, v]) => `${k}: ${v}`).join('; ')],
     ['Shader compilation', `~${s(r.shaderCompileMs)} (first step minus the median)`],
     ['Session creation', `${s(r.sessionCreateMs)}: ${r.sessions.map((x) => `${x.label.split(':')[0]} ${s(x.ms)}`).join(', ')}`],
     ['Prompt encode · VAE decode', `${s(r.encodeMs)} · ${s(r.vaeMs)}`],
     ['Peak GPU memory', `${(r.gpuPeakBytes / 1e9).toFixed(2)} GB`],
-    ['Graph capture', r.graphCapture ? 'on' : 'off'],
+    [
+      'Graph capture',
+      r.capture
+        ? `${r.capture.speedup.toFixed(2)}× (plain ${r.capture.off.msPerStep.toFixed(1)} ms, captured ${r.capture.on.msPerStep.toFixed(1)} ms per step; figures above: ${r.graphCapture ? 'captured' : 'plain'})`
+        : r.graphCapture ? 'on' : 'off',
+    ],
   ];
 }
 
@@ -135,7 +141,9 @@ $<HTMLFormElement>('form').addEventListener('submit', (e) => {
     setRunning(false);
   });
   const precision = ($<HTMLSelectElement>('precision').value || undefined) as 'fp16' | 'fp32' | undefined;
-  const req: BenchRequest = { type: 'run', model, size: Number($<HTMLSelectElement>('size').value), steps, precision, ortWasmBase: ortWasmBase(), files: benchFiles(model) };
+  const capture = new URLSearchParams(location.search).get('capture');
+  const graphCapture = capture === 'off' || capture === 'on' ? capture : 'both';
+  const req: BenchRequest = { type: 'run', model, size: Number($<HTMLSelectElement>('size').value), steps, precision, graphCapture, ortWasmBase: ortWasmBase(), files: benchFiles(model) };
   setRunning(true);
   status.textContent = 'Starting…';
   worker.postMessage(req);
@@ -166,7 +174,10 @@ $<HTMLButtonElement>('copy').addEventListener('click', () => {
   if (last) void navigator.clipboard.writeText(json()).then(() => (status.textContent = 'JSON copied.'));
 });
 
-/** `?model=koala-700m&size=512&steps=5&precision=fp16&run=1` presets the form (and starts it). */
+/**
+ * `?model=koala-700m&size=512&steps=5&precision=fp16&run=1` presets the form (and starts it); `capture=off|on`
+ * runs one loop instead of both (plain, then graph-captured).
+ */
 function fromUrl() {
   const q = new URLSearchParams(location.search);
   const set = (id: string, v: string | null) => {

@@ -11,6 +11,8 @@ export type BenchRequest =
       size: number;
       steps: number;
       precision?: 'fp16' | 'fp32';
+      /** The loop without, with, or both without and with graph capture (default both). */
+      graphCapture?: 'off' | 'on' | 'both';
       /** URL prefix where the page serves onnxruntime-web's .wasm/.mjs files. */
       ortWasmBase: string;
       files: Pick<RandomRepoInputs, 'small' | 'configs'>;

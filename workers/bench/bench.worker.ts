@@ -35,6 +35,7 @@ self.addEventListener('message', (e: MessageEvent<BenchRequest>) => {
           size: req.size,
           steps: req.steps,
           precision: req.precision ?? (caps.shaderF16 ? 'fp16' : 'fp32'),
+          graphCapture: req.graphCapture,
           files: req.files,
           ledger,
           signal,

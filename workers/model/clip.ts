@@ -6,7 +6,7 @@
  * Causal mask only (SDXL passes no attention mask).
  */
 import { GraphBuilder, GraphError, type BuiltGraph, type Compute, type Value } from './graph';
-import { attention, causalMask, gelu, layerNorm, linear, quickGelu, reshape } from './ops';
+import { attention, attentionScale, causalMask, gelu, layerNorm, linear, quickGelu, reshape } from './ops';
 import type { WeightIndex } from './weights';
 
 export interface ClipTextConfig {
@@ -78,10 +78,11 @@ export function buildClipTextGraph(config: ClipTextConfig, weights: WeightIndex,
     const p = `text_model.encoder.layers.${i}`;
     h = g.scope(p, () => {
       const x = layerNorm(g, h, `${p}.layer_norm1`, eps);
-      const q = linear(g, x, `${p}.self_attn.q_proj`, { outFeatures: d });
+      // scale·(x Wq + bq) in the Gemm (alpha = beta), as transformers scales the projected queries
+      const q = linear(g, x, `${p}.self_attn.q_proj`, { outFeatures: d, scale: attentionScale(d, heads) });
       const k = linear(g, x, `${p}.self_attn.k_proj`, { outFeatures: d });
       const v = linear(g, x, `${p}.self_attn.v_proj`, { outFeatures: d });
-      const a = linear(g, attention(g, q, k, v, { heads, mask, maxBindingBytes: opts.maxBindingBytes }), `${p}.self_attn.out_proj`, { outFeatures: d });
+      const a = linear(g, attention(g, q, k, v, { heads, mask, maxBindingBytes: opts.maxBindingBytes, qScaled: true }), `${p}.self_attn.out_proj`, { outFeatures: d });
       const h1 = g.op1('Add', [h, a]);
       const m = linear(g, act(g, linear(g, layerNorm(g, h1, `${p}.layer_norm2`, eps), `${p}.mlp.fc1`, { outFeatures: ff })), `${p}.mlp.fc2`, { outFeatures: d });
       return g.op1('Add', [h1, m]);

@@ -18,6 +18,7 @@ import { inferShapes } from './shape-infer';
 import { planSegments, type SegmentPlan, type SplitValue } from './graph-split';
 
 export type { AttrValue, ElemType } from './onnx-proto';
+import type { FusedOps } from './fused-ops';
 export type DataType = ElemType;
 export type Compute = 'float32' | 'float16';
 
@@ -87,6 +88,8 @@ export interface GraphBuilderOptions {
   maxPartBytes?: number;
   /** Unused gap in a file that starts a new location; default 16 MiB. */
   maxGapBytes?: number;
+  /** onnxruntime fused kernels the composite ops may use (fused-ops.ts); default none. */
+  fused?: FusedOps;
 }
 
 const STORED_TO_ELEM: Partial<Record<DType, DataType>> = {
@@ -108,6 +111,8 @@ export class GraphBuilder {
   readonly name: string;
   readonly weights: WeightIndex;
   readonly compute: Compute;
+  /** Fused kernels allowed (GraphBuilderOptions.fused). */
+  readonly fused: FusedOps;
   private readonly opts: GraphBuilderOptions;
   private nodes: NodeProto[] = [];
   private inits: TensorProto[] = [];
@@ -129,6 +134,7 @@ export class GraphBuilder {
     this.name = opts.name;
     this.weights = opts.weights;
     this.compute = opts.compute;
+    this.fused = opts.fused ?? {};
   }
 
   /** Bytes per element of the compute dtype. */

@@ -4,6 +4,7 @@
  * All activations are in the builder's compute dtype unless said otherwise.
  */
 import { GraphError, type GraphBuilder, type Value } from './graph';
+import { fusedGelu } from './fused-ops';
 
 export function shapeOf(v: Value): number[] {
   if (!v.shape) throw new GraphError(`value ${v.name}: static shape unknown`);
@@ -22,8 +23,10 @@ export function transpose(g: GraphBuilder, x: Value, perm: number[]): Value {
 /**
  * torch Linear: y = x W^T (+ b), weight `${prefix}.weight` [out, in]. Written as Gemm(transB=1) on a
  * 2-D view of x, so the weight is used as stored (no Transpose to constant-fold at session start).
+ * `scale` multiplies the result inside the Gemm (alpha = beta = scale: scale·(x W^T + b)), e.g. attention's
+ * head_dim^-0.5 on the queries without a Mul kernel of its own.
  */
-export function linear(g: GraphBuilder, x: Value, prefix: string, opts: { bias?: boolean; outFeatures?: number } = {}): Value {
+export function linear(g: GraphBuilder, x: Value, prefix: string, opts: { bias?: boolean; outFeatures?: number; scale?: number } = {}): Value {
   return g.scope(prefix, () => {
     const xs = shapeOf(x);
     const inF = xs[xs.length - 1];
@@ -34,7 +37,8 @@ export function linear(g: GraphBuilder, x: Value, prefix: string, opts: { bias?:
     const b = opts.bias === false ? '' : g.weight(`${prefix}.bias`, [outF]);
     const rows = xs.slice(0, -1).reduce((p, q) => p * q, 1);
     const x2 = xs.length === 2 ? x : reshape(g, x, [rows, inF]);
-    const y = g.op1('Gemm', b === '' ? [x2, w] : [x2, w, b], { transB: 1 });
+    const scaled = opts.scale !== undefined && opts.scale !== 1 ? { alpha: { float: opts.scale }, beta: { float: opts.scale } } : {};
+    const y = g.op1('Gemm', b === '' ? [x2, w] : [x2, w, b], { transB: 1, ...scaled });
     return xs.length === 2 ? y : reshape(g, y, [...xs.slice(0, -1), outF]);
   });
 }
@@ -97,6 +101,8 @@ export function silu(g: GraphBuilder, x: Value): Value {
 
 /** Exact (erf) GELU: 0.5 x (1 + erf(x / sqrt 2)). */
 export function gelu(g: GraphBuilder, x: Value): Value {
+  const fused = fusedGelu(g, x);
+  if (fused) return fused;
   const e = g.op1('Erf', [g.op1('Mul', [x, g.scalar(Math.SQRT1_2)])]);
   return g.op1('Mul', [g.op1('Mul', [x, g.scalar(0.5)]), g.op1('Add', [e, g.scalar(1)])]);
 }
@@ -106,8 +112,13 @@ export function quickGelu(g: GraphBuilder, x: Value): Value {
   return g.op1('Mul', [x, g.op1('Sigmoid', [g.op1('Mul', [x, g.scalar(1.702)])])]);
 }
 
-/** diffusers GEGLU: proj(x).chunk(2) -> value * gelu(gate). */
+/** diffusers GEGLU: proj(x).chunk(2) -> value * gelu(gate) (one BiasSplitGelu kernel after the Gemm when allowed). */
 export function geglu(g: GraphBuilder, x: Value, prefix: string): Value {
+  if (g.fused.biasSplitGelu && shapeOf(x).length === 3) {
+    const h = linear(g, x, `${prefix}.proj`, { bias: false, outFeatures: g.weightShape(`${prefix}.proj.weight`)?.[0] });
+    const bias = g.weight(`${prefix}.proj.bias`, [shapeOf(h)[2]]);
+    return g.scope(prefix, () => g.op1('BiasSplitGelu', [h, bias], {}, { domain: 'com.microsoft' }));
+  }
   const h = linear(g, x, `${prefix}.proj`);
   const hs = shapeOf(h);
   const half = hs[hs.length - 1] / 2;
@@ -125,12 +136,20 @@ export interface AttentionOptions {
   mask?: Value;
   /** Largest probabilities tensor [B, heads, Tq(chunk), Tk] in bytes; default 128 MiB. */
   maxBindingBytes?: number;
+  /** q is already multiplied by the scale (e.g. by its projection: `attentionScale` + linear's `scale`). */
+  qScaled?: boolean;
+}
+
+/** The softmax scale of attention with this many channels and heads: head_dim^-0.5. */
+export function attentionScale(channels: number, heads: number): number {
+  return 1 / Math.sqrt(channels / heads);
 }
 
 /**
  * Scaled dot-product attention, decomposed: Reshape/Transpose to heads, MatMul, scale, Softmax,
  * MatMul (exact on both WebGPU builds, unlike com.microsoft.MultiHeadAttention on the native EP).
  * q [B, Tq, C], k and v [B, Tk, C] -> [B, Tq, C]. The scale is applied to q before the first MatMul
+ * (by the q projection's Gemm when the caller says `qScaled`; else by a Mul)
  * (Tq*D multiplies instead of Tq*Tk; keeps fp16 scores smaller). When B*heads*Tq*Tk*bytes exceeds
  * maxBindingBytes the queries are split into chunks (Split + Concat) that each fit.
  */
@@ -143,7 +162,8 @@ export function attention(g: GraphBuilder, q: Value, k: Value, v: Value, opts: A
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   const maxBytes = opts.maxBindingBytes ?? 128 * 2 ** 20;
   return g.scope('attn', () => {
-    const q4 = transpose(g, reshape(g, g.op1('Mul', [q, g.scalar(scale)]), [b, tq, h, d]), [0, 2, 1, 3]);
+    const qs0 = opts.qScaled ? q : g.op1('Mul', [q, g.scalar(scale)]);
+    const q4 = transpose(g, reshape(g, qs0, [b, tq, h, d]), [0, 2, 1, 3]);
     const kT = transpose(g, reshape(g, k, [b, tk, h, d]), [0, 2, 3, 1]);
     const v4 = transpose(g, reshape(g, v, [b, tk, h, d]), [0, 2, 1, 3]);
     const rowBytes = b * h * tk * g.computeBytes;

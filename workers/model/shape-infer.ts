@@ -57,6 +57,8 @@ export function inferShapes(type: string, inputs: (V | '')[], attrs: Record<stri
       if (y.length === 1) out.pop();
       return [out];
     }
+    case 'BiasSplitGelu': // com.microsoft: (x + bias) split in two along the last axis, left · gelu(right)
+      return [[...x.slice(0, -1), x[x.length - 1] / 2]];
     case 'Gemm': {
       const y = s[1];
       if (!y) return [undefined];

@@ -6,7 +6,7 @@
  * (nesting full prefixes would repeat every path).
  */
 import { GraphError, type GraphBuilder, type Value } from './graph';
-import { attention, conv2d, geglu, groupNorm, layerNorm, linear, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
+import { attention, attentionScale, conv2d, geglu, groupNorm, layerNorm, linear, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
 
 /** Channel multiple below which onnxruntime-web's native WebGPU Conv can be wrong (see conv()). */
 const CONV_CHANNEL_ALIGN = 4;
@@ -128,10 +128,11 @@ function basicTransformerBlock(g: GraphBuilder, x: Value, ehs: Value, prefix: st
 /** diffusers Attention: to_q/to_k/to_v without bias, SDPA (scale head_dim^-0.5), to_out.0 with bias. */
 function attentionModule(g: GraphBuilder, x: Value, ctx: Value, prefix: string, p: TransformerParams): Value {
   const c = shapeOf(x)[2];
-  const q = linear(g, x, `${prefix}.to_q`, { bias: false, outFeatures: c });
+  // the softmax scale rides on the q projection's Gemm (alpha): one kernel fewer per attention
+  const q = linear(g, x, `${prefix}.to_q`, { bias: false, outFeatures: c, scale: attentionScale(c, p.heads) });
   const k = linear(g, ctx, `${prefix}.to_k`, { bias: false, outFeatures: c });
   const v = linear(g, ctx, `${prefix}.to_v`, { bias: false, outFeatures: c });
-  const o = g.scope(prefix, () => attention(g, q, k, v, { heads: p.heads, maxBindingBytes: p.maxBindingBytes }));
+  const o = g.scope(prefix, () => attention(g, q, k, v, { heads: p.heads, maxBindingBytes: p.maxBindingBytes, qScaled: true }));
   return linear(g, o, `${prefix}.to_out.0`, { outFeatures: c });
 }
 

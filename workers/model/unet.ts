@@ -20,6 +20,7 @@
  * split; `report.largest` names the biggest one so the runtime can check it against the adapter's
  * maxStorageBufferBindingSize (at 1024² with batch 2 every tensor of KOALA/SDXL fits 128 MiB, fp16 and fp32).
  */
+import type { FusedOps } from './fused-ops';
 import type { BuiltGraph, Compute, Value } from './graph';
 import { groupNorm, shapeOf, silu } from './ops';
 import { conv, downsample, resnet, transformer2d, upsample, type ResnetParams, type TransformerParams } from './unet-blocks';
@@ -50,6 +51,8 @@ export interface UnetGraphOptions {
   /** Tokens of encoder_hidden_states (default 77). */
   textTokens?: number;
   name?: string;
+  /** Fused kernels to use (chosen per adapter by runtime/fused-ops-probe.ts); default none. */
+  fused?: FusedOps;
 }
 
 export interface UnetGraph extends BuiltGraph {
@@ -67,7 +70,7 @@ export function buildUnetGraph(config: UnetConfig, weights: WeightIndex, opts: U
     if (!Number.isInteger(v) || v < 1) throw new UnetConfigError(`buildUnetGraph: ${k} must be a positive integer, got ${v}`);
   }
   const maxBindingBytes = opts.maxBindingBytes ?? DEFAULT_MAX_BINDING_BYTES;
-  const g = new RecordingGraphBuilder({ name: opts.name ?? 'unet', weights, compute: opts.compute });
+  const g = new RecordingGraphBuilder({ name: opts.name ?? 'unet', weights, compute: opts.compute, fused: opts.fused });
 
   const sampleIn = g.input('sample', 'float32', [B, plan.inChannels, H, W]);
   const timestep = g.input('timestep', 'float32', [opts.perSampleTimestep ? B : 1]);

@@ -13,6 +13,12 @@ export interface SessionOptions {
   label: string;
   /** Keep outputs on the device (WebGPU 'gpu-buffer'); ignored on wasm. */
   keepOutputsOnDevice?: boolean;
+  /**
+   * onnxruntime's graph capture (WebGPU): the first runs record the session's command buffers, later runs
+   * replay them. Every input and output must then be a device tensor, the same buffers on every run
+   * (`deviceTensor`), outputs passed as preallocated fetches. Ignored on wasm.
+   */
+  graphCapture?: boolean;
 }
 
 export interface Backend {
@@ -27,4 +33,14 @@ export interface Backend {
   readbacks: number;
   /** Frees a device tensor (no-op for CPU tensors). */
   dispose(t: Tensor | undefined): void;
+  /**
+   * A float32 tensor of its own GPU buffer (WebGPU only: undefined on wasm), for bound inputs and
+   * preallocated outputs; `destroy` frees the buffer (dispose does not).
+   */
+  deviceTensor?(dims: readonly number[]): Promise<DeviceTensor>;
+}
+
+export interface DeviceTensor {
+  tensor: Tensor;
+  destroy(): void;
 }

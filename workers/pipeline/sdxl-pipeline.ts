@@ -14,10 +14,11 @@ import { buildUnetGraph } from '../model/unet';
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from '../model/vae';
 import { buildTaesdDecoderGraph, type TaesdConfig } from '../model/taesd';
 import type { WeightIndex } from '../model/weights';
+import type { FusedOps } from '../model/fused-ops';
 import { fuseLoras, LORA_COMPONENTS, type LoraGemm, type LoraReport, type LoraTargets, type LoraUse } from '../model/lora';
 import type { LoraComponent } from '../model/lora-keys';
 import { EngineError, type Precision, type SchedulerName, type TimestepSpacing } from '../protocol';
-import type { Backend } from './backend';
+import type { Backend, DeviceTensor } from './backend';
 import { latentPreview } from './preview';
 import { batchLatents, batchStepNoise, deriveSeed } from './rng';
 import { unitToRgba, vaeOutputToUnit } from './image';
@@ -25,7 +26,7 @@ import { createScheduler, type Scheduler } from './schedulers';
 import type { SdxlModel } from './sdxl-model';
 import { planPlain, planWeighted, needsWeighting, PromptTooLongError, type PromptPlan, type PromptSide, type PromptStyle } from './long-prompt';
 import { hasPromptSyntax, PromptSyntaxError } from './prompt-attention';
-import { buildConditioningGraph, buildScaleGraph, buildStepGraph, chunkInputNames, packCoef } from './step-graph';
+import { buildConditioningGraph, buildLoopInputGraph, buildScaleGraph, buildStepGraph, chunkInputNames, LOOP_INPUTS, packCoef, type LoopInputShapes } from './step-graph';
 import { addTimeIdsBatch } from './time-ids';
 
 export interface PipelineRequest {
@@ -127,9 +128,26 @@ export interface PipelineOptions {
   maxBindingBytes?: number;
   /** Matrix product for fusing LoRAs (pipeline/cpu-gemm.ts: onnxruntime-web's wasm backend); default plain JS. */
   loraGemm?: LoraGemm;
+  /**
+   * Replay the U-Net's recorded command buffers (onnxruntime graph capture) in the denoising loop, on
+   * backends with device tensors (WebGPU); ignored elsewhere. See `capturedUnet`.
+   */
+  graphCapture?: boolean;
+  /** onnxruntime fused kernels the U-Net may use (runtime/fused-ops-probe.ts decides per adapter); default none. */
+  fused?: FusedOps;
+}
+
+/** The GEGLU inner sizes of a U-Net (`*.ff.net.0.proj.weight` is [2·inner, C]): what the fused-op probe tests. */
+export function gegluInners(weights: WeightIndex): number[] {
+  const out = new Set<number>();
+  for (const n of weights.names()) if (n.endsWith('.ff.net.0.proj.weight')) out.add(weights.get(n)!.info.shape[0]! / 2);
+  return [...out].sort((a, b) => a - b);
 }
 
 const now = () => globalThis.performance.now() / 1000;
+
+/** A captured U-Net's bound buffers: its five inputs and its output `out`. */
+type CapturedIo = Record<(typeof LOOP_INPUTS)[number] | 'out', DeviceTensor>;
 
 /** Largest tensor of the VAE decoder's row bands (bytes), on every adapter: GPU memory, not binding limits. */
 export const VAE_BAND_BYTES = 128 * 2 ** 20;
@@ -166,6 +184,8 @@ export class SdxlPipeline {
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
   /** Session creation is serialised: the WebGPU EP refuses to create two sessions at once. */
   private creating: Promise<unknown> = Promise.resolve();
+  /** The fixed input/output buffers of each captured U-Net session (destroyed with it). */
+  private readonly capturedIo = new Map<InferenceSession, CapturedIo>();
 
   /** TAESD / TAESDXL (AutoencoderTiny) for previews and the fast decode, when set. */
   private taesdModel?: { config: TaesdConfig; weights: WeightIndex; name: string };
@@ -179,7 +199,9 @@ export class SdxlPipeline {
     public model: SdxlModel,
     readonly backend: Backend,
     readonly options: PipelineOptions,
-  ) {}
+  ) {
+    this.captureOn = !!options.graphCapture;
+  }
 
   private get compute(): Compute {
     return this.options.precision === 'fp16' ? 'float16' : 'float32';
@@ -189,22 +211,42 @@ export class SdxlPipeline {
    * A cached session. `family` sessions of other shapes are released first (the U-Net and VAE of
    * one size at a time: GPU memory is the limit).
    */
-  private session(family: string, key: string, build: () => BuiltGraph): Promise<InferenceSession> {
+  private session(family: string, key: string, build: () => BuiltGraph, graphCapture = false): Promise<InferenceSession> {
     const id = `${family}:${key}`;
     let s = this.sessions.get(id);
     if (!s) {
-      for (const [other, p] of this.sessions) {
-        if (other.startsWith(`${family}:`)) {
-          this.sessions.delete(other);
-          void p.then((x) => x.release()).catch(() => undefined);
-        }
-      }
-      s = this.creating.catch(() => undefined).then(() => this.backend.createSession(build(), { label: id, keepOutputsOnDevice: true }));
+      for (const other of [...this.sessions.keys()]) if (other.startsWith(`${family}:`)) this.dropSession(other);
+      s = this.creating.catch(() => undefined).then(() => this.backend.createSession(build(), { label: id, keepOutputsOnDevice: true, graphCapture }));
       this.creating = s;
       s.catch(() => this.sessions.delete(id));
       this.sessions.set(id, s);
     }
     return s;
+  }
+
+  /** Forgets a cached session and releases it (and the fixed buffers of a captured one). */
+  private dropSession(id: string): void {
+    const p = this.sessions.get(id);
+    if (!p) return;
+    this.sessions.delete(id);
+    void this.releaseSession(p);
+  }
+
+  private async releaseSession(p: Promise<InferenceSession>): Promise<void> {
+    try {
+      const x = await p;
+      const io = this.capturedIo.get(x);
+      this.capturedIo.delete(x);
+      await x.release();
+      if (io) for (const t of Object.values(io)) t.destroy();
+    } catch {
+      // a session that failed to create has nothing to release
+    }
+  }
+
+  /** Drops every cached session whose id starts with one of these prefixes. */
+  private dropSessions(...prefixes: string[]): void {
+    for (const id of [...this.sessions.keys()]) if (prefixes.some((p) => id.startsWith(p))) this.dropSession(id);
   }
 
   private textEncoder(which: 1 | 2, batch: number): Promise<InferenceSession> {
@@ -217,8 +259,51 @@ export class SdxlPipeline {
 
   private unet(batch: number, h: number, w: number, textTokens = 77): Promise<InferenceSession> {
     return this.session('unet', `${batch}x${h}x${w}x${textTokens}`, () =>
-      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes }),
+      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, fused: this.options.fused }),
     );
+  }
+
+  /** Whether the denoising loop replays a captured U-Net (asked for, and the backend has device tensors). */
+  get graphCapture(): boolean {
+    return this.captureOn && !!this.backend.deviceTensor;
+  }
+
+  private captureOn: boolean;
+
+  /** Turns graph capture on or off for later generations (the other U-Net session is released when next used). */
+  setGraphCapture(on: boolean): void {
+    this.captureOn = on;
+  }
+
+  /**
+   * The U-Net under onnxruntime graph capture: its first runs record every dispatch, later runs replay
+   * them without onnxruntime's per-kernel work on the CPU. A captured session reads and writes the same
+   * buffers on every run, so it comes with fixed device tensors for its inputs and output: the loop-input
+   * graph fills them once per generation and the step graph writes the next `sample` and `timestep`
+   * into them (step-graph.ts).
+   */
+  private async capturedUnet(batch: number, h: number, w: number, textTokens: number): Promise<{ session: InferenceSession; io: CapturedIo }> {
+    const key = `${batch}x${h}x${w}x${textTokens}:captured`;
+    const session = await this.session('unet', key, () =>
+      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, fused: this.options.fused }),
+    true);
+    let io = this.capturedIo.get(session);
+    if (!io) {
+      const shapes = this.loopShapes(batch, h, w, textTokens);
+      const cout = Number(this.model.unet.config['out_channels'] ?? 4);
+      const make = (dims: number[]) => this.backend.deviceTensor!(dims);
+      const entries = await Promise.all([...LOOP_INPUTS.map(async (n) => [n, await make(shapes[n])] as const), make([batch, cout, h, w]).then((t) => ['out', t] as const)]);
+      io = Object.fromEntries(entries) as CapturedIo;
+      this.capturedIo.set(session, io);
+    }
+    return { session, io };
+  }
+
+  private loopShapes(batch: number, h: number, w: number, textTokens: number): LoopInputShapes {
+    const cin = Number(this.model.unet.config['in_channels'] ?? 4);
+    const d = Number(this.model.textEncoder.config.hidden_size) + Number(this.model.textEncoder2.config.hidden_size);
+    const pooled = Number(this.model.textEncoder2.config.projection_dim ?? this.model.textEncoder2.config.hidden_size);
+    return { sample: [batch, cin, h, w], timestep: [1], encoder_hidden_states: [batch, textTokens, d], text_embeds: [batch, pooled], time_ids: [batch, 6] };
   }
 
   private vae(batch: number, h: number, w: number): Promise<InferenceSession> {
@@ -257,12 +342,7 @@ export class SdxlPipeline {
         textEncoder2: changed.includes('text_encoder_2') ? { ...m.textEncoder2, weights: fused.text_encoder_2 } : m.textEncoder2,
       };
       for (const c of changed) {
-        for (const [id, p] of this.sessions) {
-          if (id.startsWith(`${family[c]}:`)) {
-            this.sessions.delete(id);
-            void p.then((x) => x.release()).catch(() => undefined);
-          }
-        }
+        this.dropSessions(`${family[c]}:`);
         this.loraKeys[c] = keys[c];
       }
     }
@@ -287,8 +367,8 @@ export class SdxlPipeline {
       () => this.textEncoder(1, batch),
       () => this.textEncoder(2, batch),
       () => this.conditioning(batch, cfg),
-      () => this.unet(n * batch, h, w),
-      () => this.step(batch, h, w, cfg, withNoise),
+      () => (this.graphCapture ? this.capturedUnet(n * batch, h, w, 77) : this.unet(n * batch, h, w)),
+      () => this.step(batch, h, w, cfg, withNoise, undefined, this.graphCapture),
       () => this.vae(batch, h, w),
     ];
     for (const s of steps) {
@@ -301,7 +381,7 @@ export class SdxlPipeline {
   async release(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.all(all.map((p) => p.then((s) => s.release()).catch(() => undefined)));
+    await Promise.all(all.map((p) => this.releaseSession(p)));
   }
 
   latentSize(width: number, height: number): { h: number; w: number } {
@@ -332,23 +412,13 @@ export class SdxlPipeline {
   /** Replaces the model's VAE (e.g. the fp16-safe sdxl-vae-fp16-fix); its sessions are rebuilt on next use. */
   setVae(vae: SdxlModel['vae']): void {
     this.model = { ...this.model, vae };
-    for (const [id, p] of this.sessions) {
-      if (id.startsWith('vae:') || id.startsWith('vae_encoder:')) {
-        this.sessions.delete(id);
-        void p.then((x) => x.release()).catch(() => undefined);
-      }
-    }
+    this.dropSessions('vae:', 'vae_encoder:');
   }
 
   /** Sets (or clears) the tiny decoder used for `previewer: 'taesd'` and `decoder: 'taesd'`. */
   setTaesd(t: { config: TaesdConfig; weights: WeightIndex; name: string } | undefined): void {
     this.taesdModel = t;
-    for (const [id, p] of this.sessions) {
-      if (id.startsWith('taesd:')) {
-        this.sessions.delete(id);
-        void p.then((x) => x.release()).catch(() => undefined);
-      }
-    }
+    this.dropSessions('taesd:');
   }
 
   get hasTaesd(): boolean {
@@ -373,10 +443,10 @@ export class SdxlPipeline {
     );
   }
 
-  private step(batch: number, h: number, w: number, cfg: boolean, withNoise: boolean, inpaint?: 'blend' | 'concat') {
+  private step(batch: number, h: number, w: number, cfg: boolean, withNoise: boolean, inpaint?: 'blend' | 'concat', timestepOut = false) {
     const channels = Number(this.model.unet.config['out_channels'] ?? 4);
-    return this.session('step', `${batch}x${h}x${w}:${cfg}:${withNoise}:${inpaint ?? ''}`, () =>
-      buildStepGraph({ batch, channels, height: h, width: w, cfg, withNoise, inpaint }),
+    return this.session('step', `${batch}x${h}x${w}:${cfg}:${withNoise}:${inpaint ?? ''}:${timestepOut}`, () =>
+      buildStepGraph({ batch, channels, height: h, width: w, cfg, withNoise, inpaint, timestepOut }),
     );
   }
 
@@ -591,8 +661,10 @@ export class SdxlPipeline {
     // ---- denoising loop
     const tBuild = now();
     req.onPhase?.('build', 'Preparing the U-Net');
-    const unet = await this.unet((cfg ? 2 : 1) * B, h, w, plan.tokens);
-    const step = await this.step(B, h, w, cfg, withNoise, inpaint);
+    const nB = (cfg ? 2 : 1) * B;
+    const captured = this.graphCapture ? await this.capturedUnet(nB, h, w, plan.tokens) : undefined;
+    const unet = captured?.session ?? (await this.unet(nB, h, w, plan.tokens));
+    const step = await this.step(B, h, w, cfg, withNoise, inpaint, !!captured);
     const inpaintFeeds: Record<string, Tensor> = {};
     if (inpaint) inpaintFeeds['mask'] = this.backend.tensor('float32', maskLatent!, [1, 1, h, w]);
     if (inpaint === 'blend') {
@@ -603,34 +675,48 @@ export class SdxlPipeline {
     timings['build'] = now() - tBuild;
     const latDims = [B, C, h, w];
     let sample: Tensor = this.backend.tensor('float32', start, latDims);
-    let unetIn: Tensor = this.backend.tensor('float32', in0, [(cfg ? 2 : 1) * B, Cin, h, w]);
+    let unetIn: Tensor = this.backend.tensor('float32', in0, [nB, Cin, h, w]);
     let prevX0: Tensor = this.zeros(latDims);
+    const n = scheduler.numSteps;
+    const textFeeds = { encoder_hidden_states: ehs, text_embeds: textEmbeds, time_ids: timeIdsT };
+    let unetRun: (i: number) => Promise<Tensor>;
+    let stepFetches: Record<string, Tensor | null> | undefined;
+    if (captured) {
+      // the generation's inputs into the captured U-Net's fixed buffers; each step then writes the next ones
+      const io = captured.io;
+      const loopIn = await this.session('loop_input', `${nB}x${Cin}x${h}x${w}x${plan.tokens}`, () => buildLoopInputGraph(this.loopShapes(nB, h, w, plan.tokens)));
+      const tensor = (v: Float32Array, dims: number[]) => this.backend.tensor('float32', v, dims);
+      await loopIn.run(
+        { one: tensor(Float32Array.of(1), [1]), sample_in: unetIn, timestep_in: tensor(Float32Array.of(scheduler.timesteps[begin]!), [1]), encoder_hidden_states_in: ehs, text_embeds_in: textEmbeds, time_ids_in: timeIdsT },
+        Object.fromEntries(LOOP_INPUTS.map((k) => [k, io[k].tensor])),
+      );
+      const bound = Object.fromEntries(LOOP_INPUTS.map((k) => [k, io[k].tensor]));
+      unetRun = async () => (await unet.run(bound, { out: io.out.tensor }))['out']!;
+      stepFetches = { next: null, x0: null, unet_in: io.sample.tensor, t_next: io.timestep.tensor };
+    } else {
+      unetRun = async (i) => (await unet.run({ sample: unetIn, timestep: this.backend.tensor('float32', Float32Array.of(scheduler.timesteps[i]!), [1]), ...textFeeds }))['out']!;
+    }
     const tLoop = now();
     req.onPhase?.('denoise', 'Denoising');
-    const n = scheduler.numSteps;
     for (let i = begin; i < n; i++) {
       checkAbort(req.signal);
       const tStep = now();
-      const out = await unet.run({
-        sample: unetIn,
-        timestep: this.backend.tensor('float32', Float32Array.of(scheduler.timesteps[i]!), [1]),
-        encoder_hidden_states: ehs,
-        text_embeds: textEmbeds,
-        time_ids: timeIdsT,
-      });
+      const unetOut = await unetRun(i);
       // inpainting (4-channel): the kept region is the image noised to the next step's level (plain after the last)
       const blend = inpaint === 'blend' && i + 1 < n ? scheduler.noiseCoefficients(i + 1) : undefined;
-      const coef = packCoef(req.guidance, scheduler.stepCoefficients(i), i + 1 < n ? scheduler.scaleFactor(i + 1) : 1, blend);
-      const feeds: Record<string, Tensor> = { unet_out: out['out']!, sample, prev_x0: prevX0, coef: this.backend.tensor('float32', coef, [coef.length]), ...inpaintFeeds };
+      const coef = packCoef(req.guidance, scheduler.stepCoefficients(i), i + 1 < n ? scheduler.scaleFactor(i + 1) : 1, blend, scheduler.timesteps[i + 1] ?? 0);
+      const feeds: Record<string, Tensor> = { unet_out: unetOut, sample, prev_x0: prevX0, coef: this.backend.tensor('float32', coef, [coef.length]), ...inpaintFeeds };
       if (withNoise) feeds['noise'] = this.backend.tensor('float32', this.stepNoise(req, i, seeds, latentLen), latDims);
-      const r = await step.run(feeds);
-      this.backend.dispose(out['out']);
-      this.backend.dispose(unetIn);
+      const r = stepFetches ? await step.run(feeds, stepFetches) : await step.run(feeds);
+      if (!captured) {
+        this.backend.dispose(unetOut);
+        this.backend.dispose(unetIn);
+        unetIn = r['unet_in']!;
+      }
       this.backend.dispose(sample);
       this.backend.dispose(prevX0);
       sample = r['next']!;
       prevX0 = r['x0']!;
-      unetIn = r['unet_in']!;
       const done = i + 1 - begin;
       if (req.onPreview && req.previewEvery && (done % req.previewEvery === 0 || i + 1 === n) && i + 1 < n) {
         if (req.previewer === 'taesd') {
@@ -663,6 +749,7 @@ export class SdxlPipeline {
         truncated: { prompt: 0, negativePrompt: 0 },
         readbacks: this.backend.readbacks - readbacksAtStart,
         timings,
+        dump,
         stepsRun: n - begin,
       };
     }

@@ -9,14 +9,18 @@
  *   x0       = p·sample + q·eps                      (predicted clean latents; preview + DPM history)
  *   next     = a·sample + b·eps + c·prev_x0 + d·noise (schedulers.ts StepCoefficients)
  *   unet_in  = concat_n(next · scale_next)            (the next step's scale_model_input, duplicated for CFG)
- *   outputs next, x0, unet_in
+ *   outputs next, x0, unet_in (+ t_next = coef[10], the next step's timestep, with `timestepOut`)
  * Inpainting adds (diffusers StableDiffusionXLInpaintPipeline):
  *   `blend` (4-channel U-Net): inputs image_latents [1,C,h,w], mask [1,1,h,w], init_noise [B,C,h,w], and
  *           coef[8..9] = add_noise coefficients of the next step (1, 0 after the last):
  *           next ← mask·next + (1 − mask)·(coef8·image_latents + coef9·init_noise)
  *   `concat` (9-channel inpainting U-Net): inputs mask [1,1,h,w], masked_image_latents [1,C,h,w]:
  *           unet_in = concat_n(concat_channels(next · scale_next, mask, masked_image_latents))
- * The coefficients are a CPU input (40 bytes uploaded per step); nothing is read back.
+ * The coefficients are a CPU input (44 bytes uploaded per step); nothing is read back.
+ *
+ * loop-input graph — with graph capture (sdxl-pipeline.ts), the captured U-Net reads fixed GPU buffers; this
+ * graph writes a generation's first U-Net input, first timestep, text embeddings and time ids into them
+ * (each × a runtime `one`, so onnxruntime cannot fold the copy away), in onnxruntime's own command order.
  *
  * conditioning graph — joins the text-encoder outputs into the U-Net's inputs once per generation:
  *   inputs  per chunk c: h1 [B,77,D1], h2 [B,77,D2] (`h1_c`, `h2_c` after the first), pooled [B,P],
@@ -39,6 +43,8 @@ export interface StepGraphOptions {
   withNoise: boolean;
   /** Inpainting: blend the known region back each step (4-channel U-Net) or feed mask + masked image (9-channel). */
   inpaint?: 'blend' | 'concat';
+  /** Adds the `t_next` output [1] (coef[10]): the captured loop's timestep buffer is written by the step graph. */
+  timestepOut?: boolean;
 }
 
 export function buildStepGraph(o: StepGraphOptions): BuiltGraph {
@@ -85,14 +91,36 @@ export function buildStepGraph(o: StepGraphOptions): BuiltGraph {
   g.output(next, 'next');
   g.output(x0, 'x0');
   g.output(unetIn, 'unet_in');
+  if (o.timestepOut) g.output(k(10), 't_next');
   return g.build();
 }
 
-const COEF_LENGTH = 10;
+const COEF_LENGTH = 11;
 
-/** The step graph's `coef` input: [guidance, a, b, c, d, p, q, scale_next, blend original, blend noise]. */
-export function packCoef(guidance: number, c: StepCoefficients, scaleNext: number, blend: { original: number; noise: number } = { original: 1, noise: 0 }): Float32Array {
-  return Float32Array.of(guidance, c.sample, c.modelOutput, c.prevX0, c.noise, c.x0Sample, c.x0ModelOutput, scaleNext, blend.original, blend.noise);
+/**
+ * The step graph's `coef` input: [guidance, a, b, c, d, p, q, scale_next, blend original, blend noise, next
+ * timestep].
+ */
+export function packCoef(
+  guidance: number,
+  c: StepCoefficients,
+  scaleNext: number,
+  blend: { original: number; noise: number } = { original: 1, noise: 0 },
+  nextTimestep = 0,
+): Float32Array {
+  return Float32Array.of(guidance, c.sample, c.modelOutput, c.prevX0, c.noise, c.x0Sample, c.x0ModelOutput, scaleNext, blend.original, blend.noise, nextTimestep);
+}
+
+/** Shapes of the captured U-Net's inputs (sample, timestep, encoder_hidden_states, text_embeds, time_ids). */
+export type LoopInputShapes = Record<(typeof LOOP_INPUTS)[number], number[]>;
+export const LOOP_INPUTS = ['sample', 'timestep', 'encoder_hidden_states', 'text_embeds', 'time_ids'] as const;
+
+/** The loop-input graph (see the file comment): input `<name>_in` and output `<name>` per U-Net input, plus `one`. */
+export function buildLoopInputGraph(shapes: LoopInputShapes): BuiltGraph {
+  const g = new GraphBuilder({ name: 'loop_input', weights: NO_WEIGHTS, compute: 'float32' });
+  const one = g.input('one', 'float32', [1]);
+  for (const name of LOOP_INPUTS) g.output(g.op('Mul', [g.input(`${name}_in`, 'float32', shapes[name]), one])[0]!, name);
+  return g.build();
 }
 
 export interface ConditioningGraphOptions {

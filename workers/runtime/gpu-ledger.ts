@@ -25,6 +25,8 @@ export class GpuLedger {
   /** Compute dispatches recorded (dispatchWorkgroups / dispatchWorkgroupsIndirect), and command buffers submitted. */
   dispatches = 0;
   submits = 0;
+  /** Bind groups created: onnxruntime makes one per kernel launch, a replayed (graph-captured) run none. */
+  bindGroups = 0;
   private current: PhasePeak = { phase: 'start', startBytes: 0, peakBytes: 0, endBytes: 0, buffers: 0 };
   readonly phases: PhasePeak[] = [this.current];
   private readonly sizes = new WeakMap<GPUBuffer, number>();
@@ -93,6 +95,11 @@ export class GpuLedger {
         return pass;
       };
       return enc;
+    };
+    const bindGroup = device.createBindGroup.bind(device);
+    device.createBindGroup = (desc: GPUBindGroupDescriptor): GPUBindGroup => {
+      this.bindGroups++;
+      return bindGroup(desc);
     };
     const submit = device.queue.submit.bind(device.queue);
     device.queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {

@@ -53,7 +53,8 @@ export interface EngineSession {
   /** Milliseconds to create the session (including reading external data). */
   readonly createMs: number;
   /** Runs; GPU→CPU transfers of outputs that come back on the CPU from a WebGPU session are counted. */
-  run(feeds: Record<string, OrtTensor>, opts?: { readbacks?: ReadbackCounter }): Promise<Record<string, OrtTensor>>;
+  /** `fetches`: outputs to write into preallocated tensors (null: allocated by onnxruntime); default all. */
+  run(feeds: Record<string, OrtTensor>, opts?: { readbacks?: ReadbackCounter; fetches?: Record<string, OrtTensor | null> }): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
 }
 
@@ -88,7 +89,8 @@ export async function createSession(graph: BuiltGraph, opts: SessionOptions): Pr
   opts.signal?.throwIfAborted();
 
   const base = async (extra: Partial<ort.InferenceSession.SessionOptions>): Promise<ort.InferenceSession.SessionOptions> => ({
-    executionProviders: [opts.backend],
+    // onnxruntime-web 1.30 reads enableGraphCapture only when the WebGPU EP is given as an object
+    executionProviders: webgpu && opts.enableGraphCapture ? [{ name: 'webgpu' }] : [opts.backend],
     externalData: await externalDataFor(graph.externalData, opts.files),
     graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
     preferredOutputLocation: webgpu ? outputLocations(graph.outputs, opts.gpuOutputs) : undefined,
@@ -177,10 +179,10 @@ const CHATTY = /^\S*\d{4}-\d\d-\d\d \S+ \[[VI]:onnxruntime/;
  * A session created with verbose logging keeps its session logger at that level and would print every
  * kernel launch; its runs ask for warnings only and swallow the verbose/info lines that still come.
  */
-async function quietRun(session: OrtSession, feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
+async function quietRun(session: OrtSession, feeds: Record<string, OrtTensor>, fetches?: Record<string, OrtTensor | null>): Promise<Record<string, OrtTensor>> {
   const off = onOrtLog((line) => CHATTY.test(line)); // (a colour escape may precede the date)
   try {
-    return await session.run(feeds, { logSeverityLevel: 2 });
+    return fetches ? await session.run(feeds, fetches, { logSeverityLevel: 2 }) : await session.run(feeds, { logSeverityLevel: 2 });
   } finally {
     off();
   }
@@ -202,7 +204,9 @@ function wrapSession(name: string, backend: Backend, session: OrtSession, graph:
       for (const k of inputs.keys()) if (!(k in feeds)) throw new EngineError('internal', `${name}: missing input "${k}"`);
       let out: Record<string, OrtTensor>;
       try {
-        out = verbose ? await quietRun(session, feeds) : await session.run(feeds);
+        const fetches = opts.fetches;
+        if (fetches) for (const k of Object.keys(fetches)) if (!graph.outputs.some((o) => o.name === k)) throw new EngineError('internal', `${name}: the graph has no output "${k}"`);
+        out = verbose ? await quietRun(session, feeds, fetches) : fetches ? await session.run(feeds, fetches) : await session.run(feeds);
       } catch (e) {
         throw toEngineError(e, `Running ${name} on ${backend}`);
       }

@@ -15,7 +15,7 @@ function asInferenceSession(s: EngineSession): InferenceSession {
   return {
     inputNames: s.graph.inputs.map((i) => i.name),
     outputNames: s.graph.outputs.map((o) => o.name),
-    run: (feeds: Record<string, ort.Tensor>) => s.run(feeds),
+    run: (feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>) => s.run(feeds, { fetches }),
     release: () => s.release(),
   } as unknown as InferenceSession;
 }
@@ -32,7 +32,8 @@ export function createWebgpuBackend(blobs = new BlobRegistry()): Backend & { blo
       backend: 'webgpu',
       name: opts.label,
       files,
-      gpuOutputs: opts.keepOutputsOnDevice ? true : undefined,
+      gpuOutputs: opts.keepOutputsOnDevice || opts.graphCapture ? true : undefined,
+      enableGraphCapture: opts.graphCapture,
       placement: 'strict',
       allowCpu: graph.allowCpu,
     });

@@ -1,0 +1,34 @@
+/**
+ * onnxruntime's fused (com.microsoft) kernels that the graph builders may use instead of their decompositions,
+ * each one fewer kernel launches per use. Whether one is used is decided per adapter and compute precision by
+ * a self-test (runtime/fused-ops-probe.ts), never by a fixed list: the same kernel can be right on one
+ * backend and wrong or missing on another (BiasSplitGelu fails in fp16 on onnxruntime-web 1.30's WebGPU EP
+ * while it is exact in fp32).
+ *
+ * - `gelu`: com.microsoft Gelu (erf GELU, 1 kernel) instead of Mul, Erf, Add, Mul, Mul.
+ * - `biasSplitGelu`: diffusers' GEGLU tail — the projection's bias, the split in halves and value · gelu(gate) —
+ *   as one com.microsoft BiasSplitGelu (the projection Gemm loses its bias): 1 kernel instead of 7.
+ */
+import type { GraphBuilder, Value } from './graph';
+
+export interface FusedOps {
+  gelu?: boolean;
+  biasSplitGelu?: boolean;
+}
+
+export const FUSED_OPS = ['gelu', 'biasSplitGelu'] as const;
+export type FusedOpName = (typeof FUSED_OPS)[number];
+
+/** GELU (erf) of x, fused when allowed. */
+export function fusedGelu(g: GraphBuilder, x: Value): Value | undefined {
+  return g.fused.gelu ? g.op1('Gelu', [x], {}, { domain: 'com.microsoft' }) : undefined;
+}
+
+/** The probe graphs' GEGLU tail on [2, tokens, 2·inner]: `fused` uses the kernel, the other the decomposition. */
+export function gegluTail(g: GraphBuilder, h: Value, bias: Value, inner: number, fused: boolean): Value {
+  if (fused) return g.op1('BiasSplitGelu', [h, bias], {}, { domain: 'com.microsoft' });
+  const hb = g.op1('Add', [h, bias]);
+  const [a, gate] = g.op('Split', [hb, g.constI64([inner, inner])], { axis: -1 }, { outputs: 2 });
+  const e = g.op1('Erf', [g.op1('Mul', [gate!, g.scalar(Math.SQRT1_2)])]);
+  return g.op1('Mul', [a!, g.op1('Mul', [g.op1('Mul', [gate!, g.scalar(0.5)]), g.op1('Add', [e, g.scalar(1)])])]);
+}

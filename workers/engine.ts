@@ -13,7 +13,7 @@ import { BlobRegistry } from './pipeline/ort-backend';
 import { assertValidParams } from './pipeline/params';
 import { encodePng } from './pipeline/png';
 import { openSdxlModel, type SdxlModel } from './pipeline/sdxl-model';
-import { gegluInners, SdxlPipeline } from './pipeline/sdxl-pipeline';
+import { fusedProbeShapes, SdxlPipeline } from './pipeline/sdxl-pipeline';
 import { SdxlTokenizers } from './pipeline/tokenizer';
 import { EngineError, type Capabilities, type GenerateParams, type GenerationStats, type ImageResult, type LoraRef, type LoraReport, type ModelSource, type Precision } from './protocol';
 import { describeTokens } from './pipeline/long-prompt';
@@ -111,7 +111,7 @@ export function createEngine(): Engine {
       const blobs = new BlobRegistry();
       const model = await openSdxlModel(files, blobs);
       // fused kernels only where this adapter's self-test says they agree with their decompositions
-      const fused = await probeFusedOps(precision === 'fp16' ? 'float16' : 'float32', gegluInners(model.unet.weights));
+      const fused = await probeFusedOps(precision === 'fp16' ? 'float16' : 'float32', fusedProbeShapes(model.unet.weights));
       const pipeline = new SdxlPipeline(model, createWebgpuBackend(blobs), {
         precision,
         maxBindingBytes: caps?.maxStorageBufferBindingSize,

@@ -6,6 +6,9 @@
  * while it is exact in fp32).
  *
  * - `gelu`: com.microsoft Gelu (erf GELU, 1 kernel) instead of Mul, Erf, Add, Mul, Mul.
+ * - `silu`: com.microsoft QuickGelu with alpha 1 (x · sigmoid(x)), 1 kernel instead of Sigmoid, Mul.
+ * - `skipLayerNorm`: a residual Add and the LayerNormalization after it as one com.microsoft
+ *   SkipLayerNormalization (its fourth output is the sum the block goes on with): 1 kernel instead of 2.
  * - `biasSplitGelu`: diffusers' GEGLU tail — the projection's bias, the split in halves and value · gelu(gate) —
  *   as one com.microsoft BiasSplitGelu (the projection Gemm loses its bias): 1 kernel instead of 7.
  */
@@ -13,15 +16,35 @@ import type { GraphBuilder, Value } from './graph';
 
 export interface FusedOps {
   gelu?: boolean;
+  silu?: boolean;
+  skipLayerNorm?: boolean;
   biasSplitGelu?: boolean;
 }
 
-export const FUSED_OPS = ['gelu', 'biasSplitGelu'] as const;
+/** What a probe runs at: the model's GEGLU inner sizes and transformer channel counts. */
+export interface ProbeShapes {
+  inners: number[];
+  channels: number[];
+}
+
+export const FUSED_OPS = ['gelu', 'silu', 'skipLayerNorm', 'biasSplitGelu'] as const;
 export type FusedOpName = (typeof FUSED_OPS)[number];
 
 /** GELU (erf) of x, fused when allowed. */
 export function fusedGelu(g: GraphBuilder, x: Value): Value | undefined {
   return g.fused.gelu ? g.op1('Gelu', [x], {}, { domain: 'com.microsoft' }) : undefined;
+}
+
+/** SiLU of x as QuickGelu(alpha 1), when allowed. */
+export function fusedSilu(g: GraphBuilder, x: Value): Value | undefined {
+  return g.fused.silu ? g.op1('QuickGelu', [x], { alpha: { float: 1 } }, { domain: 'com.microsoft' }) : undefined;
+}
+
+/** { norm: LayerNorm(x + skip), sum: x + skip } as one kernel, when allowed. */
+export function fusedSkipLayerNorm(g: GraphBuilder, x: Value, skip: Value, gamma: Value, beta: Value, eps: number): { norm: Value; sum: Value } | undefined {
+  if (!g.fused.skipLayerNorm) return undefined;
+  const [norm, , , sum] = g.op('SkipLayerNormalization', [x, skip, gamma, beta], { epsilon: { float: eps } }, { domain: 'com.microsoft', outputs: 4, omit: [1, 2] });
+  return { norm: norm!, sum: sum! };
 }
 
 /** The probe graphs' GEGLU tail on [2, tokens, 2·inner]: `fused` uses the kernel, the other the decomposition. */

@@ -260,11 +260,16 @@ export class GraphBuilder {
   }
 
   /** Adds a node; returns its outputs (shapes inferred for common ops). */
-  op(type: string, inputs: (Value | '')[], attrs: Record<string, AttrValue> = {}, opts: { outputs?: number; domain?: string; name?: string; dtype?: DataType } = {}): Value[] {
+  op(
+    type: string,
+    inputs: (Value | '')[],
+    attrs: Record<string, AttrValue> = {},
+    opts: { outputs?: number; domain?: string; name?: string; dtype?: DataType; /** optional outputs left out (named '') */ omit?: number[] } = {},
+  ): Value[] {
     const nodeName = this.fresh(`${this.scopePath() || 'graph'}/${opts.name ?? type}`);
     const n = opts.outputs ?? 1;
-    const outNames = Array.from({ length: n }, (_, i) => (n === 1 ? nodeName : `${nodeName}:${i}`));
-    for (const o of outNames) this.names.add(o);
+    const outNames = Array.from({ length: n }, (_, i) => (opts.omit?.includes(i) ? '' : n === 1 ? nodeName : `${nodeName}:${i}`));
+    for (const o of outNames) if (o) this.names.add(o);
     this.nodes.push({
       name: nodeName, opType: type, domain: opts.domain, attrs,
       inputs: inputs.map((v) => (v === '' ? '' : v.name)), outputs: outNames,
@@ -282,6 +287,7 @@ export class GraphBuilder {
       throw new GraphError(`${nodeName} (${type}): ${(e as Error).message}`);
     }
     shapes.forEach((sh, i) => {
+      if (!outNames[i]) return;
       if (sh) this.values.set(outNames[i], { name: outNames[i], dtype, shape: sh.slice() });
       const bytes = sh ? sh.reduce((a, b) => a * b, 1) * dataTypeBytes(dtype) : 0;
       if (sh && bytes > this.largest.bytes) this.largest = { name: outNames[i], shape: sh.slice(), bytes };

@@ -4,7 +4,7 @@
  * All activations are in the builder's compute dtype unless said otherwise.
  */
 import { GraphError, type GraphBuilder, type Value } from './graph';
-import { fusedGelu } from './fused-ops';
+import { fusedGelu, fusedSilu, fusedSkipLayerNorm } from './fused-ops';
 
 export function shapeOf(v: Value): number[] {
   if (!v.shape) throw new GraphError(`value ${v.name}: static shape unknown`);
@@ -95,7 +95,18 @@ export function layerNorm(g: GraphBuilder, x: Value, prefix: string, eps: number
   });
 }
 
+/** { sum: x + skip, norm: LayerNorm(sum) } (one SkipLayerNormalization kernel when allowed). */
+export function addLayerNorm(g: GraphBuilder, x: Value, skip: Value, prefix: string, eps: number, addScope: string): { sum: Value; norm: Value } {
+  const c = shapeOf(x).at(-1)!;
+  const fused = g.scope(prefix, () => fusedSkipLayerNorm(g, x, skip, g.weight(`${prefix}.weight`, [c]), g.weight(`${prefix}.bias`, [c]), eps));
+  if (fused) return fused;
+  const sum = g.scope(addScope, () => g.op1('Add', [x, skip]));
+  return { sum, norm: layerNorm(g, sum, prefix, eps) };
+}
+
 export function silu(g: GraphBuilder, x: Value): Value {
+  const fused = fusedSilu(g, x);
+  if (fused) return fused;
   return g.op1('Mul', [x, g.op1('Sigmoid', [x])]);
 }
 

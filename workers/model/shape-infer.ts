@@ -57,6 +57,8 @@ export function inferShapes(type: string, inputs: (V | '')[], attrs: Record<stri
       if (y.length === 1) out.pop();
       return [out];
     }
+    case 'SkipLayerNormalization': // com.microsoft: output, mean, inv_std_var, input + skip (+ bias)
+      return [x.slice(), undefined, undefined, x.slice()].slice(0, nOut);
     case 'BiasSplitGelu': // com.microsoft: (x + bias) split in two along the last axis, left · gelu(right)
       return [[...x.slice(0, -1), x[x.length - 1] / 2]];
     case 'Gemm': {

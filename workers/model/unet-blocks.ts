@@ -6,7 +6,7 @@
  * (nesting full prefixes would repeat every path).
  */
 import { GraphError, type GraphBuilder, type Value } from './graph';
-import { attention, attentionScale, conv2d, geglu, groupNorm, layerNorm, linear, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
+import { addLayerNorm, attention, attentionScale, conv2d, geglu, groupNorm, layerNorm, linear, reshape, shapeOf, silu, transpose, upsampleNearest } from './ops';
 
 /** Channel multiple below which onnxruntime-web's native WebGPU Conv can be wrong (see conv()). */
 const CONV_CHANNEL_ALIGN = 4;
@@ -116,13 +116,11 @@ export function transformer2d(g: GraphBuilder, x: Value, ehs: Value, prefix: str
 
 /** BasicTransformerBlock: x += attn1(norm1 x); x += attn2(norm2 x, ehs); x += ff(norm3 x). LayerNorm eps 1e-5. */
 function basicTransformerBlock(g: GraphBuilder, x: Value, ehs: Value, prefix: string, p: TransformerParams): Value {
-  const residual = (sub: string, a: Value, r: Value) => g.scope(`${prefix}.${sub}`, () => g.op1('Add', [a, r]));
   const n1 = layerNorm(g, x, `${prefix}.norm1`, 1e-5);
-  x = residual('attn1', attentionModule(g, n1, n1, `${prefix}.attn1`, p), x);
-  const n2 = layerNorm(g, x, `${prefix}.norm2`, 1e-5);
-  x = residual('attn2', attentionModule(g, n2, ehs, `${prefix}.attn2`, p), x);
-  const n3 = layerNorm(g, x, `${prefix}.norm3`, 1e-5);
-  return residual('ff', feedForward(g, n3, `${prefix}.ff`, p.maxBindingBytes), x);
+  // each residual Add and the LayerNorm after it: one SkipLayerNormalization when fused kernels are allowed
+  const a = addLayerNorm(g, attentionModule(g, n1, n1, `${prefix}.attn1`, p), x, `${prefix}.norm2`, 1e-5, `${prefix}.attn1`);
+  const b = addLayerNorm(g, attentionModule(g, a.norm, ehs, `${prefix}.attn2`, p), a.sum, `${prefix}.norm3`, 1e-5, `${prefix}.attn2`);
+  return g.scope(`${prefix}.ff`, () => g.op1('Add', [feedForward(g, b.norm, `${prefix}.ff`, p.maxBindingBytes), b.sum]));
 }
 
 /** diffusers Attention: to_q/to_k/to_v without bias, SDPA (scale head_dim^-0.5), to_out.0 with bias. */

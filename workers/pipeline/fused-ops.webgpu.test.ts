@@ -12,7 +12,7 @@ import { fixtureDir, golden } from '../model/testing/fixtures.node.js';
 import { GpuLedger } from '../runtime/gpu-ledger';
 import { BlobRegistry } from './ort-backend';
 import { openSdxlModel } from './sdxl-model';
-import { gegluInners, SdxlPipeline, type PipelineRequest } from './sdxl-pipeline';
+import { fusedProbeShapes, SdxlPipeline, type PipelineRequest } from './sdxl-pipeline';
 
 const { skip } = await webgpuSuite();
 const ledger = new GpuLedger();
@@ -30,7 +30,7 @@ describe.skipIf(skip)('fused kernels chosen by self-test (WebGPU, Node)', () => 
       const make = async (fused: boolean) => {
         const blobs = new BlobRegistry();
         const model = await openSdxlModel(await localRepoFromDir(fixtureDir('tiny-koala'), { variant: null }), blobs);
-        const p = fused ? await probe!.probeFusedOps(precision === 'fp16' ? 'float16' : 'float32', gegluInners(model.unet.weights)) : undefined;
+        const p = fused ? await probe!.probeFusedOps(precision === 'fp16' ? 'float16' : 'float32', fusedProbeShapes(model.unet.weights)) : undefined;
         const backend = webgpu!.createWebgpuBackend(blobs);
         return { pipe: new SdxlPipeline(model, backend, { precision, fused: p?.ops }), probe: p };
       };

@@ -14,7 +14,7 @@ import { buildUnetGraph } from '../model/unet';
 import { buildVaeDecoderGraph, buildVaeEncoderGraph } from '../model/vae';
 import { buildTaesdDecoderGraph, type TaesdConfig } from '../model/taesd';
 import type { WeightIndex } from '../model/weights';
-import type { FusedOps } from '../model/fused-ops';
+import type { FusedOps, ProbeShapes } from '../model/fused-ops';
 import { fuseLoras, LORA_COMPONENTS, type LoraGemm, type LoraReport, type LoraTargets, type LoraUse } from '../model/lora';
 import type { LoraComponent } from '../model/lora-keys';
 import { EngineError, type Precision, type SchedulerName, type TimestepSpacing } from '../protocol';
@@ -137,11 +137,20 @@ export interface PipelineOptions {
   fused?: FusedOps;
 }
 
-/** The GEGLU inner sizes of a U-Net (`*.ff.net.0.proj.weight` is [2·inner, C]): what the fused-op probe tests. */
-export function gegluInners(weights: WeightIndex): number[] {
-  const out = new Set<number>();
-  for (const n of weights.names()) if (n.endsWith('.ff.net.0.proj.weight')) out.add(weights.get(n)!.info.shape[0]! / 2);
-  return [...out].sort((a, b) => a - b);
+/**
+ * The shapes the fused-op probe tests for a U-Net: its GEGLU inner sizes and transformer widths
+ * (`*.ff.net.0.proj.weight` is [2·inner, C]).
+ */
+export function fusedProbeShapes(weights: WeightIndex): ProbeShapes {
+  const inners = new Set<number>();
+  const channels = new Set<number>();
+  for (const n of weights.names()) {
+    if (!n.endsWith('.ff.net.0.proj.weight')) continue;
+    const [out, c] = weights.get(n)!.info.shape;
+    inners.add(out! / 2);
+    channels.add(c!);
+  }
+  return { inners: [...inners].sort((a, b) => a - b), channels: [...channels].sort((a, b) => a - b) };
 }
 
 const now = () => globalThis.performance.now() / 1000;

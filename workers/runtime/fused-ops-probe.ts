@@ -1,44 +1,48 @@
 /**
- * The self-test that decides which fused kernels (model/fused-ops.ts) the graphs use on this adapter: each
+ * The self-test that decides which fused kernels (model/fused-ops.ts) the graphs use on this backend: each
  * candidate runs on a small random input beside its decomposition, in the compute precision and at the
- * model's own channel counts, on WebGPU under the strict placement check; it is used only when the session
- * is created, runs, and agrees to a tolerance (fp32 1e-4, fp16 4e-3 of the output's magnitude). Results are
- * cached per precision and shape set for the page's lifetime (one device).
+ * model's own widths, under the strict placement check on WebGPU; it is used only when its session is
+ * created, runs, and agrees to a tolerance (fp32 1e-4, fp16 4e-3 of the output's magnitude). Results are
+ * cached per backend, precision and shapes for the process's (the page's) lifetime: one device.
  */
-import { GraphBuilder, type Compute } from '../model/graph';
-import { FUSED_OPS, gegluTail, type FusedOpName, type FusedOps } from '../model/fused-ops';
-import { gelu } from '../model/ops';
+import { GraphBuilder, type Compute, type Value } from '../model/graph';
+import { FUSED_OPS, gegluTail, type FusedOpName, type FusedOps, type ProbeShapes } from '../model/fused-ops';
+import { addLayerNorm, gelu, silu } from '../model/ops';
 import { WeightIndex } from '../model/weights';
+import { bytesSource, encodeSafetensors } from '../model/safetensors';
 import { ort } from './ort';
-import { createSession } from './session';
+import { createSession, type Backend } from './session';
 
 export interface FusedOpsProbe {
   ops: FusedOps;
-  /** Per candidate: "used (max diff …)" or why not. */
+  /** Per candidate: "used (…)" or why not. */
   report: Record<FusedOpName, string>;
 }
 
 const TOKENS = 16;
 const cache = new Map<string, Promise<FusedOpsProbe>>();
 
-/** Which fused kernels agree with their decompositions here; `inners`: the GEGLU inner sizes of the model. */
-export function probeFusedOps(compute: Compute, inners: number[]): Promise<FusedOpsProbe> {
-  const key = `${compute}:${[...new Set(inners)].sort((a, b) => a - b).join(',')}`;
+/** Which fused kernels agree with their decompositions on this backend at these shapes. */
+export function probeFusedOps(compute: Compute, shapes: ProbeShapes, backend: Backend = 'webgpu'): Promise<FusedOpsProbe> {
+  const uniq = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
+  const s = { inners: uniq(shapes.inners), channels: uniq(shapes.channels) };
+  const key = `${backend}:${compute}:${s.inners}:${s.channels}`;
   let p = cache.get(key);
-  if (!p) cache.set(key, (p = runProbe(compute, [...new Set(inners)])));
+  if (!p) cache.set(key, (p = runProbe(compute, s, backend)));
   return p;
 }
 
-async function runProbe(compute: Compute, inners: number[]): Promise<FusedOpsProbe> {
+async function runProbe(compute: Compute, shapes: ProbeShapes, backend: Backend): Promise<FusedOpsProbe> {
   const ops: FusedOps = {};
   const report = {} as Record<FusedOpName, string>;
   const tol = compute === 'float16' ? 4e-3 : 1e-4;
   for (const name of FUSED_OPS) {
+    const widths = name === 'skipLayerNorm' ? shapes.channels : shapes.inners;
     let worst = 0;
     let why = '';
-    for (const inner of inners.length ? inners : [64]) {
+    for (const width of widths.length ? widths : [64]) {
       try {
-        worst = Math.max(worst, await compare(name, compute, inner));
+        worst = Math.max(worst, await compare(name, compute, width, backend));
       } catch (e) {
         why = `not used: ${String((e as Error).message ?? e).split('\n')[0]!.slice(0, 200)}`;
         break;
@@ -54,26 +58,44 @@ async function runProbe(compute: Compute, inners: number[]): Promise<FusedOpsPro
   return { ops, report };
 }
 
-/** Relative max difference fused vs decomposed on one shape (throws when the fused session fails). */
-async function compare(name: FusedOpName, compute: Compute, inner: number): Promise<number> {
-  const width = name === 'gelu' ? inner : 2 * inner;
-  const x = new Float32Array(2 * TOKENS * width);
-  const bias = new Float32Array(width);
+/** Relative max difference fused vs decomposed at one width (throws when the fused session fails). */
+async function compare(name: FusedOpName, compute: Compute, width: number, backend: Backend): Promise<number> {
+  const inW = name === 'biasSplitGelu' ? 2 * width : width;
   let seed = 12345;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 6 - 3;
-  x.forEach((_, i) => (x[i] = rnd()));
-  bias.forEach((_, i) => (bias[i] = rnd() / 3));
+  const x = Float32Array.from({ length: 2 * TOKENS * inW }, rnd);
+  const skip = Float32Array.from({ length: 2 * TOKENS * inW }, rnd);
+  const vec = (scale: number) => Float32Array.from({ length: inW }, () => rnd() * scale);
+  // LayerNorm weights live in a safetensors file, as the graphs read them
+  const weights = await WeightIndex.open([bytesSource(encodeSafetensors({ 'ln.weight': { dtype: 'F32', shape: [inW], data: vec(0.3).map((v) => v + 1) }, 'ln.bias': { dtype: 'F32', shape: [inW], data: vec(0.1) } }), 'probe.safetensors')]);
+  const bias = vec(0.3);
   const build = (fused: boolean) => {
-    const g = new GraphBuilder({ name: `probe_${name}`, weights: new WeightIndex([]), compute, fused: { gelu: fused && name === 'gelu' } });
-    const input = g.toCompute(g.input('x', 'float32', [2, TOKENS, width]));
-    const y = name === 'gelu' ? gelu(g, input) : gegluTail(g, input, g.constFloat(bias, [width]), inner, fused);
-    g.output(g.cast(y, 'float32'), 'y');
+    const on: FusedOps = fused ? { [name]: true } : {};
+    const g = new GraphBuilder({ name: `probe_${name}`, weights, compute, fused: on });
+    const input = g.toCompute(g.input('x', 'float32', [2, TOKENS, inW]));
+    const out = (v: Value, n: string) => g.output(g.cast(v, 'float32'), n);
+    if (name === 'gelu') out(gelu(g, input), 'y');
+    else if (name === 'silu') out(silu(g, input), 'y');
+    else if (name === 'biasSplitGelu') out(gegluTail(g, input, g.constFloat(bias, [inW]), width, fused), 'y');
+    else {
+      const r = addLayerNorm(g, input, g.toCompute(g.input('skip', 'float32', [2, TOKENS, inW])), 'ln', 1e-5, 'add');
+      out(r.norm, 'y');
+      out(r.sum, 'sum');
+    }
     return g.build();
   };
   const run = async (fused: boolean) => {
-    const s = await createSession(build(fused), { backend: 'webgpu', name: `${name} probe`, placement: 'strict' });
+    const s = await createSession(build(fused), { backend, name: `${name} probe`, placement: backend === 'webgpu' ? 'strict' : 'off' });
     try {
-      return (await s.run({ x: new ort.Tensor('float32', x, [2, TOKENS, width]) }))['y']!.data as Float32Array;
+      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x, [2, TOKENS, inW]) };
+      if (name === 'skipLayerNorm') feeds['skip'] = new ort.Tensor('float32', skip, [2, TOKENS, inW]);
+      const o = await s.run(feeds);
+      const y = o['y']!.data as Float32Array;
+      if (!o['sum']) return y;
+      const both = new Float32Array(2 * y.length);
+      both.set(y);
+      both.set(o['sum'].data as Float32Array, y.length);
+      return both;
     } finally {
       await s.release();
     }

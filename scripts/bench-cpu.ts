@@ -7,7 +7,7 @@
  * creation time, peak RSS, and checks that both outputs agree (max|diff| / max|ref| ≤ 1e-3).
  *
  *   npm run bench:cpu -- [--dir DIR] [--size 256] [--batch 2] [--threads N] [--runs 3] [--json FILE]
- *       [--python CMD] [--pyenv FILE] [--skip-torch] [--ops | --ops-only]
+ *       [--python CMD] [--pyenv FILE] [--skip-torch] [--ops | --ops-only] [--fused gelu,silu,skipLayerNorm]
  *
  * --dir      seeded random full-size KOALA-700M (diffusers layout); written when missing (fp32 only, ~30–60 s,
  *            6.3 GiB), default ${KOALA_FULLSIZE_ROOT:-$TMPDIR}/koala-fullsize-koala-700m-s1 as test/fullsize uses
@@ -28,6 +28,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-web';
 import { buildComponentGraph } from './component';
+import { FUSED_OPS, type FusedOps } from '../workers/model/fused-ops';
 import { writeRandomCheckpoint } from './fullsize/checkpoint';
 import { encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
 import { fileSource } from '../workers/model/safetensors.node.js';
@@ -49,6 +50,7 @@ const { values: a } = parseArgs({
     'skip-torch': { type: 'boolean' },
     ops: { type: 'boolean' },
     'ops-only': { type: 'boolean' },
+    fused: { type: 'string', default: '' },
   },
 });
 const int = (name: string, v: string | undefined, min: number) => {
@@ -263,7 +265,11 @@ else {
 
 // ---------------------------------------------------------------------------------------------- 4. ours (wasm)
 ort.env.wasm.numThreads = threads; // the caller's instance (small graphs); segments get numThreads below
-const opts = { model: dir, component: 'unet' as const, precision: 'fp32' as const, inputs: inputsPath, out: '' };
+const fusedList = (a.fused ?? '').split(',').filter(Boolean);
+for (const f of fusedList) if (!(FUSED_OPS as readonly string[]).includes(f)) throw new Error(`--fused: unknown kernel "${f}" (${FUSED_OPS.join(', ')})`);
+const fused = Object.fromEntries(fusedList.map((f) => [f, true])) as FusedOps;
+if (fusedList.length) log(`fused kernels: ${fusedList.join(', ')}`);
+const opts = { model: dir, component: 'unet' as const, precision: 'fp32' as const, inputs: inputsPath, out: '', fused };
 let t = performance.now();
 const graph = (await buildComponentGraph(opts, inputs)) as Awaited<ReturnType<typeof buildComponentGraph>> & {
   report?: { flops: number; flopsByOp: Record<string, number> };
@@ -385,6 +391,7 @@ const result = {
     rssBeforeSessionBytes: rssBefore,
     rssAfterSessionBytes: rssSession,
     ortWasm: { numThreads: threads, simd: ort.env.wasm.simd ?? 'auto', version: ort.env.versions?.web },
+    fusedKernels: fusedList,
   },
   torch: torch ? { ...torch, medianS: torchMed, gflops: gflops(torchMed) } : { note: torchNote },
   ratio: torch ? ratio : null,

@@ -7,6 +7,7 @@
  *   npm run component -- --model DIR --component text_encoder|text_encoder_2|unet|vae_decoder|vae_encoder
  *     [--variant fp16] [--precision fp32|fp16] [--max-binding-bytes N] --inputs IN.safetensors --out OUT.safetensors
  */
+import type { FusedOps } from '../workers/model/fused-ops';
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +34,8 @@ export interface ComponentOptions {
   inputs: string;
   out: string;
   maxBindingBytes?: number;
+  /** Fused kernels for the U-Net graph (workers/model/fused-ops.ts); default none. */
+  fused?: FusedOps;
 }
 
 export const USAGE =
@@ -146,6 +149,7 @@ export async function buildComponentGraph(o: ComponentOptions, inputs: Tensors):
         maxBindingBytes: o.maxBindingBytes,
         perSampleTimestep: t.data.length !== 1,
         textTokens: ehs.shape[1],
+        fused: o.fused,
       });
     }
   }

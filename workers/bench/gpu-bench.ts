@@ -234,7 +234,7 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
       encodeMs,
       vaeMs,
       gpuPeakBytes: ledger.peak,
-      fusedOps: fused?.report ?? 'off',
+      fusedOps: fused ? { ...fused.report, selfTestMs: fused.ms.toFixed(0) } : 'off',
       graphCapture: bestCaptured,
       capture: loops.length === 2 ? { off: loops[0]!, on: loops[1]!, speedup: loops[0]!.msPerStep / loops[1]!.msPerStep } : undefined,
       finite,

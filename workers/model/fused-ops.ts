@@ -9,6 +9,9 @@
  * - `silu`: com.microsoft QuickGelu with alpha 1 (x · sigmoid(x)), 1 kernel instead of Sigmoid, Mul.
  * - `skipLayerNorm`: a residual Add and the LayerNormalization after it as one com.microsoft
  *   SkipLayerNormalization (its fourth output is the sum the block goes on with): 1 kernel instead of 2.
+ * - `mha`: unmasked, unchunked attention as one com.microsoft MultiHeadAttention (q, k, v as [B, S, C]) instead
+ *   of 4 Transposes, 2 MatMuls and a Softmax. Known wrong on onnxruntime-web 1.30's native WebGPU EP on the
+ *   software adapters (REFERENCE.md): the self-test is what keeps it out there.
  * - `biasSplitGelu`: diffusers' GEGLU tail — the projection's bias, the split in halves and value · gelu(gate) —
  *   as one com.microsoft BiasSplitGelu (the projection Gemm loses its bias): 1 kernel instead of 7.
  */
@@ -19,6 +22,7 @@ export interface FusedOps {
   silu?: boolean;
   skipLayerNorm?: boolean;
   biasSplitGelu?: boolean;
+  mha?: boolean;
 }
 
 /** What a probe runs at: the model's GEGLU inner sizes and transformer channel counts. */
@@ -27,7 +31,7 @@ export interface ProbeShapes {
   channels: number[];
 }
 
-export const FUSED_OPS = ['gelu', 'silu', 'skipLayerNorm', 'biasSplitGelu'] as const;
+export const FUSED_OPS = ['gelu', 'silu', 'skipLayerNorm', 'biasSplitGelu', 'mha'] as const;
 export type FusedOpName = (typeof FUSED_OPS)[number];
 
 /** GELU (erf) of x, fused when allowed. */
@@ -45,6 +49,11 @@ export function fusedSkipLayerNorm(g: GraphBuilder, x: Value, skip: Value, gamma
   if (!g.fused.skipLayerNorm) return undefined;
   const [norm, , , sum] = g.op('SkipLayerNormalization', [x, skip, gamma, beta], { epsilon: { float: eps } }, { domain: 'com.microsoft', outputs: 4, omit: [1, 2] });
   return { norm: norm!, sum: sum! };
+}
+
+/** Attention of q [B, Tq, C] over k, v [B, Tk, C] as one MultiHeadAttention, when allowed (scale: on q·k). */
+export function fusedAttention(g: GraphBuilder, q: Value, k: Value, v: Value, heads: number, scale: number): Value | undefined {
+  return g.fused.mha ? g.op1('MultiHeadAttention', [q, k, v], { num_heads: heads, scale: { float: scale } }, { domain: 'com.microsoft' }) : undefined;
 }
 
 /** The probe graphs' GEGLU tail on [2, tokens, 2·inner]: `fused` uses the kernel, the other the decomposition. */

@@ -4,7 +4,7 @@
  * All activations are in the builder's compute dtype unless said otherwise.
  */
 import { GraphError, type GraphBuilder, type Value } from './graph';
-import { fusedGelu, fusedSilu, fusedSkipLayerNorm } from './fused-ops';
+import { fusedAttention, fusedGelu, fusedSilu, fusedSkipLayerNorm } from './fused-ops';
 
 export function shapeOf(v: Value): number[] {
   if (!v.shape) throw new GraphError(`value ${v.name}: static shape unknown`);
@@ -172,6 +172,11 @@ export function attention(g: GraphBuilder, q: Value, k: Value, v: Value, opts: A
   const d = c / h;
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   const maxBytes = opts.maxBindingBytes ?? 128 * 2 ** 20;
+  // one fused kernel when allowed, for attention without a mask that needs no query chunks
+  if (!opts.mask && b * h * tq * tk * g.computeBytes <= maxBytes) {
+    const fused = g.scope('attn', () => fusedAttention(g, q, k, v, h, opts.qScaled ? 1 : scale));
+    if (fused) return fused;
+  }
   return g.scope('attn', () => {
     const qs0 = opts.qScaled ? q : g.op1('Mul', [q, g.scalar(scale)]);
     const q4 = transpose(g, reshape(g, qs0, [b, tq, h, d]), [0, 2, 1, 3]);

@@ -57,6 +57,10 @@ export function inferShapes(type: string, inputs: (V | '')[], attrs: Record<stri
       if (y.length === 1) out.pop();
       return [out];
     }
+    case 'MultiHeadAttention': { // com.microsoft, unpacked q [B, Sq, C], k/v [B, Sk, C]: output [B, Sq, Cv]
+      const v = s[2];
+      return [v ? [x[0]!, x[1]!, v[2]!] : undefined, ...Array(nOut - 1).fill(undefined)];
+    }
     case 'SkipLayerNormalization': // com.microsoft: output, mean, inv_std_var, input + skip (+ bias)
       return [x.slice(), undefined, undefined, x.slice()].slice(0, nOut);
     case 'BiasSplitGelu': // com.microsoft: (x + bias) split in two along the last axis, left · gelu(right)

@@ -36,7 +36,7 @@ describe.skipIf(skip)('fused kernels chosen by self-test (WebGPU, Node)', () => 
       };
       const plain = await make(false);
       const fused = await make(true);
-      console.log(`fused ops ${precision}: ${JSON.stringify(fused.probe!.report)}`);
+      console.log(`fused ops ${precision}: ${JSON.stringify(fused.probe!.report)} (self-test ${fused.probe!.ms.toFixed(0)} ms)`);
       expect(fused.probe!.ops.gelu || fused.probe!.ops.biasSplitGelu).toBe(true);
       const req: PipelineRequest = {
         prompts: ['a koala bear eating eucalyptus leaves'], negativePrompts: ['worst quality, low quality, illustration, low resolution'], promptStyle: 'plain',

@@ -7,7 +7,7 @@
  */
 import { GraphBuilder, type Compute, type Value } from '../model/graph';
 import { FUSED_OPS, gegluTail, type FusedOpName, type FusedOps, type ProbeShapes } from '../model/fused-ops';
-import { addLayerNorm, gelu, silu } from '../model/ops';
+import { addLayerNorm, attention, gelu, silu } from '../model/ops';
 import { WeightIndex } from '../model/weights';
 import { bytesSource, encodeSafetensors } from '../model/safetensors';
 import { ort } from './ort';
@@ -17,9 +17,13 @@ export interface FusedOpsProbe {
   ops: FusedOps;
   /** Per candidate: "used (…)" or why not. */
   report: Record<FusedOpName, string>;
+  /** How long the self-test took. */
+  ms: number;
 }
 
 const TOKENS = 16;
+/** Queries of the attention probe: REFERENCE.md saw MultiHeadAttention go wrong at 256 on software adapters. */
+const MHA_TOKENS = 256;
 const cache = new Map<string, Promise<FusedOpsProbe>>();
 
 /** Which fused kernels agree with their decompositions on this backend at these shapes. */
@@ -33,11 +37,12 @@ export function probeFusedOps(compute: Compute, shapes: ProbeShapes, backend: Ba
 }
 
 async function runProbe(compute: Compute, shapes: ProbeShapes, backend: Backend): Promise<FusedOpsProbe> {
+  const t0 = performance.now();
   const ops: FusedOps = {};
   const report = {} as Record<FusedOpName, string>;
   const tol = compute === 'float16' ? 4e-3 : 1e-4;
   for (const name of FUSED_OPS) {
-    const widths = name === 'skipLayerNorm' ? shapes.channels : shapes.inners;
+    const widths = name === 'skipLayerNorm' || name === 'mha' ? shapes.channels : shapes.inners;
     let worst = 0;
     let why = '';
     for (const width of widths.length ? widths : [64]) {
@@ -55,16 +60,18 @@ async function runProbe(compute: Compute, shapes: ProbeShapes, backend: Backend)
     ops[name] = !why;
     report[name] = why || `used (agrees to ${worst.toExponential(2)} relative)`;
   }
-  return { ops, report };
+  return { ops, report, ms: performance.now() - t0 };
 }
 
 /** Relative max difference fused vs decomposed at one width (throws when the fused session fails). */
 async function compare(name: FusedOpName, compute: Compute, width: number, backend: Backend): Promise<number> {
   const inW = name === 'biasSplitGelu' ? 2 * width : width;
+  const T = name === 'mha' ? MHA_TOKENS : TOKENS;
   let seed = 12345;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 6 - 3;
-  const x = Float32Array.from({ length: 2 * TOKENS * inW }, rnd);
-  const skip = Float32Array.from({ length: 2 * TOKENS * inW }, rnd);
+  const x = Float32Array.from({ length: 2 * T * inW }, rnd);
+  const skip = Float32Array.from({ length: 2 * T * inW }, rnd);
+  const ctx77 = Float32Array.from({ length: 2 * 77 * inW }, rnd);
   const vec = (scale: number) => Float32Array.from({ length: inW }, () => rnd() * scale);
   // LayerNorm weights live in a safetensors file, as the graphs read them
   const weights = await WeightIndex.open([bytesSource(encodeSafetensors({ 'ln.weight': { dtype: 'F32', shape: [inW], data: vec(0.3).map((v) => v + 1) }, 'ln.bias': { dtype: 'F32', shape: [inW], data: vec(0.1) } }), 'probe.safetensors')]);
@@ -72,13 +79,19 @@ async function compare(name: FusedOpName, compute: Compute, width: number, backe
   const build = (fused: boolean) => {
     const on: FusedOps = fused ? { [name]: true } : {};
     const g = new GraphBuilder({ name: `probe_${name}`, weights, compute, fused: on });
-    const input = g.toCompute(g.input('x', 'float32', [2, TOKENS, inW]));
+    const input = g.toCompute(g.input('x', 'float32', [2, T, inW]));
     const out = (v: Value, n: string) => g.output(g.cast(v, 'float32'), n);
     if (name === 'gelu') out(gelu(g, input), 'y');
     else if (name === 'silu') out(silu(g, input), 'y');
     else if (name === 'biasSplitGelu') out(gegluTail(g, input, g.constFloat(bias, [inW]), width, fused), 'y');
-    else {
-      const r = addLayerNorm(g, input, g.toCompute(g.input('skip', 'float32', [2, TOKENS, inW])), 'ln', 1e-5, 'add');
+    else if (name === 'mha') {
+      // self-attention and cross-attention over 77 tokens, head size 64 as in SDXL-family U-Nets
+      const heads = width % 64 ? 1 : width / 64;
+      const ctx = g.toCompute(g.input('skip', 'float32', [2, 77, inW]));
+      out(attention(g, input, input, input, { heads }), 'y');
+      out(attention(g, input, ctx, ctx, { heads }), 'sum');
+    } else {
+      const r = addLayerNorm(g, input, g.toCompute(g.input('skip', 'float32', [2, T, inW])), 'ln', 1e-5, 'add');
       out(r.norm, 'y');
       out(r.sum, 'sum');
     }
@@ -87,8 +100,9 @@ async function compare(name: FusedOpName, compute: Compute, width: number, backe
   const run = async (fused: boolean) => {
     const s = await createSession(build(fused), { backend, name: `${name} probe`, placement: backend === 'webgpu' ? 'strict' : 'off' });
     try {
-      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x, [2, TOKENS, inW]) };
-      if (name === 'skipLayerNorm') feeds['skip'] = new ort.Tensor('float32', skip, [2, TOKENS, inW]);
+      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x, [2, T, inW]) };
+      if (name === 'skipLayerNorm') feeds['skip'] = new ort.Tensor('float32', skip, [2, T, inW]);
+      if (name === 'mha') feeds['skip'] = new ort.Tensor('float32', ctx77, [2, 77, inW]);
       const o = await s.run(feeds);
       const y = o['y']!.data as Float32Array;
       if (!o['sum']) return y;

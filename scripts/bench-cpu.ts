@@ -7,7 +7,7 @@
  * creation time, peak RSS, and checks that both outputs agree (max|diff| / max|ref| ≤ 1e-3).
  *
  *   npm run bench:cpu -- [--dir DIR] [--size 256] [--batch 2] [--threads N] [--runs 3] [--json FILE]
- *       [--python CMD] [--pyenv FILE] [--skip-torch] [--ops | --ops-only] [--fused gelu,silu,skipLayerNorm]
+ *       [--python CMD] [--pyenv FILE] [--skip-torch] [--ops | --ops-only] [--fused auto|off|gelu,silu,…]
  *
  * --dir      seeded random full-size KOALA-700M (diffusers layout); written when missing (fp32 only, ~30–60 s,
  *            6.3 GiB), default ${KOALA_FULLSIZE_ROOT:-$TMPDIR}/koala-fullsize-koala-700m-s1 as test/fullsize uses
@@ -28,6 +28,10 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-web';
 import { buildComponentGraph } from './component';
+import { openComponent } from '../workers/model/model-dir.node.js';
+import { probeFusedOps } from '../workers/runtime/fused-ops-probe';
+import { wasmProbeRunner } from '../workers/runtime/fused-ops-wasm.node.js';
+import { fusedProbeShapes } from '../workers/pipeline/sdxl-pipeline';
 import { FUSED_OPS, type FusedOps } from '../workers/model/fused-ops';
 import { writeRandomCheckpoint } from './fullsize/checkpoint';
 import { encodeSafetensors, readSafetensorsHeader, readTensorF32 } from '../workers/model/safetensors';
@@ -50,7 +54,7 @@ const { values: a } = parseArgs({
     'skip-torch': { type: 'boolean' },
     ops: { type: 'boolean' },
     'ops-only': { type: 'boolean' },
-    fused: { type: 'string', default: '' },
+    fused: { type: 'string', default: 'auto' },
   },
 });
 const int = (name: string, v: string | undefined, min: number) => {
@@ -265,10 +269,16 @@ else {
 
 // ---------------------------------------------------------------------------------------------- 4. ours (wasm)
 ort.env.wasm.numThreads = threads; // the caller's instance (small graphs); segments get numThreads below
-const fusedList = (a.fused ?? '').split(',').filter(Boolean);
+// fused kernels: as the CLI chooses them (the wasm self-test), none, or a list
+let fusedList: string[];
+if (a.fused === 'auto') {
+  const probe = await probeFusedOps('float32', fusedProbeShapes((await openComponent(dir, 'unet')).weights), wasmProbeRunner(ort), 'wasm');
+  fusedList = FUSED_OPS.filter((f) => probe.ops[f]);
+  log(`fused-kernel self-test (${probe.ms.toFixed(0)} ms): ${Object.entries(probe.report).map(([k, v]) => `${k} ${v}`).join('; ')}`);
+} else fusedList = a.fused === 'off' ? [] : (a.fused ?? '').split(',').filter(Boolean);
 for (const f of fusedList) if (!(FUSED_OPS as readonly string[]).includes(f)) throw new Error(`--fused: unknown kernel "${f}" (${FUSED_OPS.join(', ')})`);
 const fused = Object.fromEntries(fusedList.map((f) => [f, true])) as FusedOps;
-if (fusedList.length) log(`fused kernels: ${fusedList.join(', ')}`);
+log(`fused kernels: ${fusedList.join(', ') || 'none'}`);
 const opts = { model: dir, component: 'unet' as const, precision: 'fp32' as const, inputs: inputsPath, out: '', fused };
 let t = performance.now();
 const graph = (await buildComponentGraph(opts, inputs)) as Awaited<ReturnType<typeof buildComponentGraph>> & {

@@ -29,7 +29,7 @@ import { configureOrt, ort } from './runtime/ort';
 import { createOrtGemm } from './pipeline/cpu-gemm';
 import type { OrtModule } from './pipeline/ort-backend';
 import { createWebgpuBackend } from './runtime/webgpu-backend';
-import { probeFusedOps } from './runtime/fused-ops-probe';
+import { probeFusedOpsWebgpu } from './runtime/fused-ops-webgpu';
 
 interface Loaded {
   key: string;
@@ -111,7 +111,7 @@ export function createEngine(): Engine {
       const blobs = new BlobRegistry();
       const model = await openSdxlModel(files, blobs);
       // fused kernels only where this adapter's self-test says they agree with their decompositions
-      const fused = await probeFusedOps(precision === 'fp16' ? 'float16' : 'float32', fusedProbeShapes(model.unet.weights));
+      const fused = await probeFusedOpsWebgpu(precision === 'fp16' ? 'float16' : 'float32', fusedProbeShapes(model.unet.weights));
       const pipeline = new SdxlPipeline(model, createWebgpuBackend(blobs), {
         precision,
         maxBindingBytes: caps?.maxStorageBufferBindingSize,

@@ -109,7 +109,7 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
   const { ortDevice } = await import('../runtime/ort');
   const { buildUnetGraph } = await import('../model/unet');
   const { probeCapabilities } = await import('../runtime/capabilities');
-  const { probeFusedOps } = await import('../runtime/fused-ops-probe');
+  const { probeFusedOpsWebgpu } = await import('../runtime/fused-ops-webgpu');
   const { fusedProbeShapes } = await import('../pipeline/sdxl-pipeline');
   const progress = (phase: string, done: number, total: number, message: string) => o.onProgress?.({ phase, done, total, message });
 
@@ -132,7 +132,7 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
   };
   const limits = { maxBufferSize: Number(caps.adapter.limits.maxBufferSize), maxStorageBufferBindingSize: Number(caps.adapter.limits.maxStorageBufferBindingSize) };
   const compute = o.precision === 'fp16' ? 'float16' : 'float32';
-  const fused = o.fused === 'off' ? undefined : await probeFusedOps(compute, fusedProbeShapes(model.unet.weights));
+  const fused = o.fused === 'off' ? undefined : await probeFusedOpsWebgpu(compute, fusedProbeShapes(model.unet.weights));
   const pipeline = new SdxlPipeline(model, backend, { precision: o.precision, maxBindingBytes: limits.maxStorageBufferBindingSize, fused: fused?.ops });
   const h = o.size / 8;
   const unetGraph = buildUnetGraph(model.unet.config, model.unet.weights, { batch: 2, height: h, width: h, compute, maxBindingBytes: limits.maxStorageBufferBindingSize, fused: fused?.ops });

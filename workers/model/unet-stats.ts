@@ -61,6 +61,8 @@ export class RecordingGraphBuilder extends GraphBuilder {
       if (type === 'MatMul') macs = prod(out) * a[a.length - 1];
       else if (type === 'Gemm') macs = prod(out) * (attrs.transA ? a[0] : a[1]);
       else if (type === 'Conv') macs = prod(out) * prod(w.slice(1));
+      // fused attention (q [B, Tq, C], k [B, Tk, C]): q·kᵀ and probs·v, B·Tq·Tk·C multiply-adds each
+      else if (type === 'MultiHeadAttention') macs = 2 * prod(out.slice(0, 2)) * w[1]! * a[2]!;
     }
     if (macs) {
       r.flops += 2 * macs;

@@ -20,7 +20,7 @@ if (!skip) ledger.instrumentGpu(navigator.gpu);
 const ort = skip ? undefined : await import('onnxruntime-web/webgpu');
 if (ort) ort.env.wasm.numThreads = 1;
 const webgpu = skip ? undefined : await import('../runtime/webgpu-backend');
-const probe = skip ? undefined : await import('../runtime/fused-ops-probe');
+const probe = skip ? undefined : await import('../runtime/fused-ops-webgpu');
 
 const FILE = 'pipeline_koala_lightning_euler_trailing_cfg3.5_10steps_64x48.safetensors';
 
@@ -30,7 +30,7 @@ describe.skipIf(skip)('fused kernels chosen by self-test (WebGPU, Node)', () => 
       const make = async (fused: boolean) => {
         const blobs = new BlobRegistry();
         const model = await openSdxlModel(await localRepoFromDir(fixtureDir('tiny-koala'), { variant: null }), blobs);
-        const p = fused ? await probe!.probeFusedOps(precision === 'fp16' ? 'float16' : 'float32', fusedProbeShapes(model.unet.weights)) : undefined;
+        const p = fused ? await probe!.probeFusedOpsWebgpu(precision === 'fp16' ? 'float16' : 'float32', fusedProbeShapes(model.unet.weights)) : undefined;
         const backend = webgpu!.createWebgpuBackend(blobs);
         return { pipe: new SdxlPipeline(model, backend, { precision, fused: p?.ops }), probe: p };
       };

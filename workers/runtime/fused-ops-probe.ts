@@ -1,17 +1,15 @@
 /**
  * The self-test that decides which fused kernels (model/fused-ops.ts) the graphs use on this backend: each
  * candidate runs on a small random input beside its decomposition, in the compute precision and at the
- * model's own widths, under the strict placement check on WebGPU; it is used only when its session is
+ * model's own widths (on WebGPU under the strict placement check); it is used only when its session is
  * created, runs, and agrees to a tolerance (fp32 1e-4, fp16 4e-3 of the output's magnitude). Results are
  * cached per backend, precision and shapes for the process's (the page's) lifetime: one device.
  */
-import { GraphBuilder, type Compute, type Value } from '../model/graph';
+import { GraphBuilder, type BuiltGraph, type Compute, type Value } from '../model/graph';
 import { FUSED_OPS, gegluTail, type FusedOpName, type FusedOps, type ProbeShapes } from '../model/fused-ops';
 import { addLayerNorm, attention, gelu, silu } from '../model/ops';
 import { WeightIndex } from '../model/weights';
 import { bytesSource, encodeSafetensors } from '../model/safetensors';
-import { ort } from './ort';
-import { createSession, type Backend } from './session';
 
 export interface FusedOpsProbe {
   ops: FusedOps;
@@ -26,17 +24,23 @@ const TOKENS = 16;
 const MHA_TOKENS = 256;
 const cache = new Map<string, Promise<FusedOpsProbe>>();
 
-/** Which fused kernels agree with their decompositions on this backend at these shapes. */
-export function probeFusedOps(compute: Compute, shapes: ProbeShapes, backend: Backend = 'webgpu'): Promise<FusedOpsProbe> {
+/** Runs a probe graph once: float32 feeds in, float32 outputs back. */
+export type ProbeRunner = (graph: BuiltGraph, feeds: Record<string, { data: Float32Array; dims: number[] }>) => Promise<Record<string, Float32Array>>;
+
+/**
+ * Which fused kernels agree with their decompositions on a backend at these shapes; `runner` runs the probe
+ * graphs there (fused-ops-webgpu.ts, fused-ops-wasm.node.ts), `backendKey` names it in the cache.
+ */
+export function probeFusedOps(compute: Compute, shapes: ProbeShapes, runner: ProbeRunner, backendKey: string): Promise<FusedOpsProbe> {
   const uniq = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
   const s = { inners: uniq(shapes.inners), channels: uniq(shapes.channels) };
-  const key = `${backend}:${compute}:${s.inners}:${s.channels}`;
+  const key = `${backendKey}:${compute}:${s.inners}:${s.channels}`;
   let p = cache.get(key);
-  if (!p) cache.set(key, (p = runProbe(compute, s, backend)));
+  if (!p) cache.set(key, (p = runProbe(compute, s, runner)));
   return p;
 }
 
-async function runProbe(compute: Compute, shapes: ProbeShapes, backend: Backend): Promise<FusedOpsProbe> {
+async function runProbe(compute: Compute, shapes: ProbeShapes, runner: ProbeRunner): Promise<FusedOpsProbe> {
   const t0 = performance.now();
   const ops: FusedOps = {};
   const report = {} as Record<FusedOpName, string>;
@@ -47,7 +51,7 @@ async function runProbe(compute: Compute, shapes: ProbeShapes, backend: Backend)
     let why = '';
     for (const width of widths.length ? widths : [64]) {
       try {
-        worst = Math.max(worst, await compare(name, compute, width, backend));
+        worst = Math.max(worst, await compare(name, compute, width, runner));
       } catch (e) {
         why = `not used: ${String((e as Error).message ?? e).split('\n')[0]!.slice(0, 200)}`;
         break;
@@ -64,7 +68,7 @@ async function runProbe(compute: Compute, shapes: ProbeShapes, backend: Backend)
 }
 
 /** Relative max difference fused vs decomposed at one width (throws when the fused session fails). */
-async function compare(name: FusedOpName, compute: Compute, width: number, backend: Backend): Promise<number> {
+async function compare(name: FusedOpName, compute: Compute, width: number, runner: ProbeRunner): Promise<number> {
   const inW = name === 'biasSplitGelu' ? 2 * width : width;
   const T = name === 'mha' ? MHA_TOKENS : TOKENS;
   let seed = 12345;
@@ -98,21 +102,16 @@ async function compare(name: FusedOpName, compute: Compute, width: number, backe
     return g.build();
   };
   const run = async (fused: boolean) => {
-    const s = await createSession(build(fused), { backend, name: `${name} probe`, placement: backend === 'webgpu' ? 'strict' : 'off' });
-    try {
-      const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x, [2, T, inW]) };
-      if (name === 'skipLayerNorm') feeds['skip'] = new ort.Tensor('float32', skip, [2, T, inW]);
-      if (name === 'mha') feeds['skip'] = new ort.Tensor('float32', ctx77, [2, 77, inW]);
-      const o = await s.run(feeds);
-      const y = o['y']!.data as Float32Array;
-      if (!o['sum']) return y;
-      const both = new Float32Array(2 * y.length);
-      both.set(y);
-      both.set(o['sum'].data as Float32Array, y.length);
-      return both;
-    } finally {
-      await s.release();
-    }
+    const feeds: Record<string, { data: Float32Array; dims: number[] }> = { x: { data: x, dims: [2, T, inW] } };
+    if (name === 'skipLayerNorm') feeds['skip'] = { data: skip, dims: [2, T, inW] };
+    if (name === 'mha') feeds['skip'] = { data: ctx77, dims: [2, 77, inW] };
+    const o = await runner(build(fused), feeds);
+    const y = o['y']!;
+    if (!o['sum']) return y;
+    const both = new Float32Array(y.length + o['sum'].length);
+    both.set(y);
+    both.set(o['sum'], y.length);
+    return both;
   };
   const plain = await run(false);
   const fused = await run(true);

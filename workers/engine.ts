@@ -111,6 +111,7 @@ export function createEngine(): Engine {
       const blobs = new BlobRegistry();
       const model = await openSdxlModel(files, blobs);
       // fused kernels only where this adapter's self-test says they agree with their decompositions
+      ctx.onProgress({ phase: 'build', message: 'Testing fused kernels on this GPU', done: 0, total: 1, elapsed: now() - t0 });
       const fused = await probeFusedOpsWebgpu(precision === 'fp16' ? 'float16' : 'float32', fusedProbeShapes(model.unet.weights));
       const pipeline = new SdxlPipeline(model, createWebgpuBackend(blobs), {
         precision,

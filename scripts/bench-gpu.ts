@@ -1,6 +1,6 @@
 /**
  * `npm run bench:gpu -- [--model koala-700m|koala-1b|sdxl-base] [--size 1024] [--steps 5] [--precision fp16|fp32]
- *   [--graph-capture off|on|both] [--fused auto|off] [--json FILE]`:
+ *   [--graph-capture off|on|both] [--fused auto|off|both] [--json FILE]`:
  * the GPU benchmark (workers/bench/gpu-bench.ts, the same module as the /bench.html page) in Node on whatever
  * WebGPU adapter Dawn finds (a real GPU, or Mesa lavapipe on a machine without one). Nothing is downloaded:
  * the full-size checkpoint is seeded random weights generated as they are uploaded. Prints the figures and
@@ -30,7 +30,7 @@ const { values } = parseArgs({
 if (values.browser) {
   // the page host: /bench.html in Debian's Chromium (SwiftShader here), driven through its URL parameters
   const { runInBrowser } = await import('./bench/gpu-bench-browser');
-  const r = await runInBrowser({ model: values.model!, size: Number(values.size), steps: Number(values.steps), precision: values.precision, graphCapture: values['graph-capture'] });
+  const r = await runInBrowser({ model: values.model!, size: Number(values.size), steps: Number(values.steps), precision: values.precision, graphCapture: values['graph-capture'], fused: values.fused });
   printGpuBench(r);
   const out = values.json ?? `bench-out/gpu-${r.model}-${r.size}-${r.precision}-browser.json`;
   mkdirSync(dirname(out), { recursive: true });
@@ -62,7 +62,7 @@ const r = await runGpuBench(
     steps,
     precision,
     graphCapture,
-    fused: values.fused === 'off' ? 'off' : 'auto',
+    fused: values.fused === 'off' || values.fused === 'both' ? values.fused : 'auto',
     files: benchFilesNode(model),
     ledger,
     onProgress: (p) => {

@@ -8,6 +8,10 @@ export function printGpuBench(r: GpuBenchResult, log: (line: string) => void = c
   log(`ms per CFG step    ${r.msPerStep.toFixed(1)} (median of steps 2…${r.steps}; each: ${r.stepMs.map((m) => m.toFixed(0)).join(', ')} ms)`);
   log(`TFLOP/s            ${r.tflops.toFixed(3)} (U-Net ${r.unetTflopPerImage.toFixed(3)} TFLOP per image, 2 per step)`);
   log(`per step           ${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits, ${r.bindGroupsPerStep} bind groups, ${r.readbacksPerStep} readbacks`);
+  if (r.fusedCut) {
+    const c = r.fusedCut;
+    log(`fused kernels cut  ${c.off.dispatchesPerStep} → ${c.on.dispatchesPerStep} dispatches per step (−${(100 * c.dispatchCut).toFixed(1)}%), ${c.off.msPerStep.toFixed(1)} → ${c.on.msPerStep.toFixed(1)} ms/step: ${c.speedup.toFixed(3)}× in one run`);
+  }
   if (r.capture) {
     const c = r.capture;
     log(`graph capture      plain ${c.off.msPerStep.toFixed(1)} ms/step (${c.off.bindGroupsPerStep} bind groups, loop peak ${GB(c.off.peakBytes)}), captured ${c.on.msPerStep.toFixed(1)} ms/step (${c.on.bindGroupsPerStep}, ${GB(c.on.peakBytes)}): ${c.speedup.toFixed(3)}× in one run`);

@@ -70,6 +70,9 @@ function rows(r: GpuBenchResult): [string, string][] {
     ['Achieved', `${r.tflops.toFixed(2)} TFLOP/s (U-Net ${r.unetTflopPerImage.toFixed(2)} TFLOP per image, 2 per CFG step)`],
     [`${r.steps} steps at this rate`, s(r.msPerStep * r.steps)],
     ['Per step', `${r.dispatchesPerStep} dispatches, ${r.submitsPerStep} submits, ${r.bindGroupsPerStep} bind groups, ${r.readbacksPerStep} GPU→CPU readbacks`],
+    ...(r.fusedCut
+      ? ([['Fused kernels cut', `${r.fusedCut.off.dispatchesPerStep} → ${r.fusedCut.on.dispatchesPerStep} dispatches per step; ${r.fusedCut.speedup.toFixed(2)}×`]] as [string, string][])
+      : []),
     ['Fused kernels (self-test)', r.fusedOps === 'off' ? 'off' : Object.entries(r.fusedOps).map(([k, v]) => `${k}: ${v}`).join('; ')],
     ['Shader compilation', `~${s(r.shaderCompileMs)} (first step minus the median)`],
     ['Session creation', `${s(r.sessionCreateMs)}: ${r.sessions.map((x) => `${x.label.split(':')[0]} ${s(x.ms)}`).join(', ')}`],
@@ -143,7 +146,9 @@ $<HTMLFormElement>('form').addEventListener('submit', (e) => {
   const precision = ($<HTMLSelectElement>('precision').value || undefined) as 'fp16' | 'fp32' | undefined;
   const capture = new URLSearchParams(location.search).get('capture');
   const graphCapture = capture === 'off' || capture === 'on' ? capture : 'both';
-  const req: BenchRequest = { type: 'run', model, size: Number($<HTMLSelectElement>('size').value), steps, precision, graphCapture, ortWasmBase: ortWasmBase(), files: benchFiles(model) };
+  const f = new URLSearchParams(location.search).get('fused');
+  const fused = f === 'off' || f === 'both' ? f : 'auto';
+  const req: BenchRequest = { type: 'run', model, size: Number($<HTMLSelectElement>('size').value), steps, precision, graphCapture, fused, ortWasmBase: ortWasmBase(), files: benchFiles(model) };
   setRunning(true);
   status.textContent = 'Starting…';
   worker.postMessage(req);
@@ -176,7 +181,8 @@ $<HTMLButtonElement>('copy').addEventListener('click', () => {
 
 /**
  * `?model=koala-700m&size=512&steps=5&precision=fp16&run=1` presets the form (and starts it); `capture=off|on`
- * runs one loop instead of both (plain, then graph-captured).
+ * runs one loop instead of both (plain, then graph-captured); `fused=off|both` none / a first loop without the
+ * self-tested fused kernels.
  */
 function fromUrl() {
   const q = new URLSearchParams(location.search);

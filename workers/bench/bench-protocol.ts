@@ -13,6 +13,7 @@ export type BenchRequest =
       precision?: 'fp16' | 'fp32';
       /** The loop without, with, or both without and with graph capture (default both). */
       graphCapture?: 'off' | 'on' | 'both';
+      fused?: 'auto' | 'off' | 'both';
       /** URL prefix where the page serves onnxruntime-web's .wasm/.mjs files. */
       ortWasmBase: string;
       files: Pick<RandomRepoInputs, 'small' | 'configs'>;

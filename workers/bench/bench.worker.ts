@@ -36,6 +36,7 @@ self.addEventListener('message', (e: MessageEvent<BenchRequest>) => {
           steps: req.steps,
           precision: req.precision ?? (caps.shaderF16 ? 'fp16' : 'fp32'),
           graphCapture: req.graphCapture,
+          fused: req.fused,
           files: req.files,
           ledger,
           signal,

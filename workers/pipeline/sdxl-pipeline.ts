@@ -210,6 +210,7 @@ export class SdxlPipeline {
     readonly options: PipelineOptions,
   ) {
     this.captureOn = !!options.graphCapture;
+    this.fusedOps = options.fused;
   }
 
   private get compute(): Compute {
@@ -268,7 +269,7 @@ export class SdxlPipeline {
 
   private unet(batch: number, h: number, w: number, textTokens = 77): Promise<InferenceSession> {
     return this.session('unet', `${batch}x${h}x${w}x${textTokens}`, () =>
-      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, fused: this.options.fused }),
+      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, fused: this.fusedOps }),
     );
   }
 
@@ -278,10 +279,17 @@ export class SdxlPipeline {
   }
 
   private captureOn: boolean;
+  private fusedOps: FusedOps | undefined;
 
   /** Turns graph capture on or off for later generations (the other U-Net session is released when next used). */
   setGraphCapture(on: boolean): void {
     this.captureOn = on;
+  }
+
+  /** Changes the fused kernels the U-Net may use (its sessions are rebuilt on next use). */
+  setFused(ops: FusedOps | undefined): void {
+    this.fusedOps = ops;
+    this.dropSessions('unet:');
   }
 
   /**
@@ -294,7 +302,7 @@ export class SdxlPipeline {
   private async capturedUnet(batch: number, h: number, w: number, textTokens: number): Promise<{ session: InferenceSession; io: CapturedIo }> {
     const key = `${batch}x${h}x${w}x${textTokens}:captured`;
     const session = await this.session('unet', key, () =>
-      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, fused: this.options.fused }),
+      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, fused: this.fusedOps }),
     true);
     let io = this.capturedIo.get(session);
     if (!io) {

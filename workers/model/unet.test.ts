@@ -80,6 +80,42 @@ describe.each(FIXTURE_NAMES.map((f) => [f]))('U-Net vs diffusers goldens: %s', (
   });
 });
 
+describe('U-Net with the fused kernels the CPU backend runs (wasm)', () => {
+  // what the CLI's wasm self-test keeps: com.microsoft Gelu, QuickGelu as SiLU, SkipLayerNormalization, MultiHeadAttention
+  const fused = { gelu: true, silu: true, skipLayerNorm: true, mha: true };
+  for (const fx of FIXTURE_NAMES) {
+    it(`${fx}: every case matches the goldens <= 1e-4 with ${Object.keys(fused).length} fused kernels, and the graph uses them`, async () => {
+      for (const c of cases(fx)) {
+        const { err, graph } = await runCase(fx, c, undefined, { fused });
+        const plain = buildUnetGraph((await openComponent(fixtureDir(fx), 'unet')).config, (await openComponent(fixtureDir(fx), 'unet')).weights, {
+          batch: c.batch, height: c.latent_hw[0], width: c.latent_hw[1], compute: 'float32',
+        });
+        const ops = graph.stats.opCounts;
+        console.log(`[unet] ${fx} ${caseTag(c)} fused: max abs err ${err.toExponential(3)}; nodes ${plain.stats.nodes} → ${graph.stats.nodes}`);
+        expect(err).toBeLessThanOrEqual(1e-4);
+        expect(ops.Erf ?? 0).toBe(0);
+        expect(ops.Sigmoid ?? 0).toBe(0);
+        expect(ops.Softmax ?? 0).toBe(0);
+        expect(ops.Gelu).toBe(plain.stats.opCounts.Erf);
+        expect(ops.QuickGelu).toBe(plain.stats.opCounts.Sigmoid);
+        expect(ops.MultiHeadAttention).toBe(plain.stats.opCounts.Softmax);
+        expect(ops.SkipLayerNormalization).toBe((2 / 3) * plain.stats.opCounts.LayerNormalization!);
+        // the softmax scale rides on the q Gemm: no attention Mul left, the same FLOPs counted
+        expect(graph.report.flops).toBe(plain.report.flops);
+      }
+    });
+  }
+  it('BiasSplitGelu (the GEGLU tail) builds as one node per feed-forward with the projection bias moved into it', async () => {
+    const comp = await openComponent(fixtureDir('tiny-koala'), 'unet');
+    const opts = { batch: 2, height: 8, width: 8, compute: 'float32' as const };
+    const plain = buildUnetGraph(comp.config, comp.weights, opts);
+    const graph = buildUnetGraph(comp.config, comp.weights, { ...opts, fused: { biasSplitGelu: true } });
+    expect(graph.stats.opCounts.BiasSplitGelu).toBe(plain.stats.opCounts.Erf);
+    expect(graph.stats.opCounts.Erf ?? 0).toBe(0);
+    expect(unusedWeights(graph, comp.weights)).toEqual([]);
+  });
+});
+
 describe('U-Net variants that the fixtures do not use directly', () => {
   const fx: FixtureName = 'tiny-sdxl';
   const c = cases(fx)[1]; // batch 2

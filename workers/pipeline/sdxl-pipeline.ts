@@ -193,6 +193,8 @@ export class SdxlPipeline {
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
   /** Session creation is serialised: the WebGPU EP refuses to create two sessions at once. */
   private creating: Promise<unknown> = Promise.resolve();
+  /** Sessions being released; new sessions are created after them. */
+  private releasing: Promise<void> = Promise.resolve();
   /** The fixed input/output buffers of each captured U-Net session (destroyed with it). */
   private readonly capturedIo = new Map<InferenceSession, CapturedIo>();
 
@@ -226,7 +228,11 @@ export class SdxlPipeline {
     let s = this.sessions.get(id);
     if (!s) {
       for (const other of [...this.sessions.keys()]) if (other.startsWith(`${family}:`)) this.dropSession(other);
-      s = this.creating.catch(() => undefined).then(() => this.backend.createSession(build(), { label: id, keepOutputsOnDevice: true, graphCapture }));
+      // after the sessions being released are gone: never two U-Nets' (or VAEs') weights on the GPU at once
+      s = this.creating
+        .catch(() => undefined)
+        .then(() => this.releasing)
+        .then(() => this.backend.createSession(build(), { label: id, keepOutputsOnDevice: true, graphCapture }));
       this.creating = s;
       s.catch(() => this.sessions.delete(id));
       this.sessions.set(id, s);
@@ -239,7 +245,8 @@ export class SdxlPipeline {
     const p = this.sessions.get(id);
     if (!p) return;
     this.sessions.delete(id);
-    void this.releaseSession(p);
+    const done = this.releaseSession(p);
+    this.releasing = Promise.all([this.releasing, done]).then(() => undefined);
   }
 
   private async releaseSession(p: Promise<InferenceSession>): Promise<void> {

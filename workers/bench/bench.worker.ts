@@ -46,6 +46,7 @@ self.addEventListener('message', (e: MessageEvent<BenchRequest>) => {
       );
       post({ type: 'result', result });
     } catch (err) {
+      console.error('bench failed:', (err as Error)?.stack ?? err);
       post({ type: 'error', message: signal.aborted ? 'Cancelled.' : (err as Error).message || String(err) });
     } finally {
       running = undefined;

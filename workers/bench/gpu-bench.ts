@@ -11,7 +11,7 @@
  * - compute dispatches, queue submits, bind groups and GPU→CPU readbacks per step (steps 2…N); session creation
  *   per component; encode and VAE decode time; peak GPU bytes (every buffer counted: runtime/gpu-ledger.ts);
  * - graph capture (`graphCapture`: 'off', 'on' or 'both'): with 'both' the N steps run twice in one run, first
- *   plain (with the VAE decode), then replaying the captured U-Net (PipelineOptions.graphCapture), and the
+ *   plain, then replaying the captured U-Net (PipelineOptions.graphCapture) and the VAE decode, and the
  *   result gives both medians and their ratio; the headline figures are the faster loop's.
  *
  * `instrumentGpu(navigator.gpu)` must run before onnxruntime-web requests its device, so the engine modules
@@ -177,8 +177,9 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
         seed: 42,
         promptStyle: 'plain',
         dump: false,
-        // one VAE decode per run, after the first loop
-        skipDecode: k > 0,
+        // one VAE decode per run, after the last loop (a full-size decode before a session switch has exhausted
+        // SwiftShader's memory in Chromium)
+        skipDecode: !last,
         signal: o.signal,
         onPhase: (phase) => {
           if (phase === 'denoise') {
@@ -207,8 +208,8 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
         bindGroupsPerStep: (end.groups - first.groups) / n,
         readbacksPerStep: (end.readbacks - first.readbacks) / n,
       });
-      if (k === 0) {
-        encodeMs = (result.timings['encode'] ?? 0) * 1000;
+      if (k === 0) encodeMs = (result.timings['encode'] ?? 0) * 1000;
+      if (last) {
         vaeMs = (result.timings['decode'] ?? NaN) * 1000;
         for (const v of result.images[0]?.rgba ?? []) if (!Number.isFinite(v)) finite = false;
       }

@@ -35,9 +35,10 @@ export interface Backend {
   dispose(t: Tensor | undefined): void;
   /**
    * A float32 tensor of its own GPU buffer (WebGPU only: undefined on wasm), for bound inputs and
-   * preallocated outputs; `destroy` frees the buffer (dispose does not).
+   * preallocated outputs; `destroy` frees the buffer (dispose does not). `like`: a device tensor a session
+   * returned (how onnxruntime registers buffers is read off it, or off any tensor the backend read or disposed).
    */
-  deviceTensor?(dims: readonly number[]): Promise<DeviceTensor>;
+  deviceTensor?(dims: readonly number[], like: Tensor): Promise<DeviceTensor>;
 }
 
 export interface DeviceTensor {

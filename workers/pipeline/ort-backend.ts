@@ -7,8 +7,7 @@
  * into its heap (peak JS memory ≈ the largest part, 1 GiB at most; see GraphBuilderOptions.maxPartBytes).
  */
 import type * as Ort from 'onnxruntime-web';
-import { GraphBuilder, type BuiltGraph, type ExternalRef } from '../model/graph';
-import { WeightIndex } from '../model/weights';
+import type { BuiltGraph, ExternalRef } from '../model/graph';
 import type { ByteSource } from '../model/safetensors';
 import type { Backend, BackendKind, DeviceTensor, SessionOptions } from './backend';
 
@@ -70,6 +69,8 @@ export function createOrtBackend(
       throw new Error(`could not create the ${opts.label} session on ${kind}: ${(e as Error).message}`, { cause: e });
     }
   };
+  /** How onnxruntime marks the GPU buffers it registered (registrationKey), learnt from the first one seen. */
+  let key: symbol | undefined;
   return {
     kind,
     blobs,
@@ -81,6 +82,7 @@ export function createOrtBackend(
       return new ort.Tensor(type, data as Float32Array, dims);
     },
     async read(t: Ort.Tensor) {
+      key ??= registrationKey(t); // before the download turns it into a CPU tensor
       if (t.location === 'gpu-buffer') {
         this.readbacks++;
         const d = await t.getData();
@@ -90,18 +92,19 @@ export function createOrtBackend(
       return d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>);
     },
     dispose(t: Ort.Tensor | undefined) {
+      key ??= registrationKey(t);
       if (t && t.location === 'gpu-buffer') t.dispose();
     },
-    deviceTensor: kind === 'webgpu' ? (dims: readonly number[]) => deviceTensor(ort, dims) : undefined,
+    deviceTensor: kind === 'webgpu' ? (dims: readonly number[], like: Ort.Tensor) => deviceTensor(ort, dims, (key ??= registrationKey(like))) : undefined,
   } as Backend & { blobs: BlobRegistry };
 }
 
 /**
  * A float32 GPU tensor over a buffer of its own on onnxruntime's device (size rounded up to 16 bytes),
- * registered with onnxruntime for good (see `keepRegistered`).
+ * registered with onnxruntime for good (see `keepRegistered`) under `key` (registrationKey).
  */
-async function deviceTensor(ort: OrtModule, dims: readonly number[]): Promise<DeviceTensor> {
-  const key = await registrationKey(ort);
+async function deviceTensor(ort: OrtModule, dims: readonly number[], key: symbol | undefined): Promise<DeviceTensor> {
+  if (!key) throw new Error('graph capture: no GPU tensor of onnxruntime seen yet, or this onnxruntime-web build keeps no registration record on its GPU buffers: fixed buffers cannot be bound');
   const device = (await ort.env.webgpu.device) as GPUDevice;
   const bytes = dims.reduce((a, b) => a * b, 1) * 4;
   // GPUBufferUsage.STORAGE | COPY_SRC | COPY_DST (numbers: the global is absent in some hosts' type scopes)
@@ -133,24 +136,11 @@ function keepRegistered(buffer: GPUBuffer, key: symbol): void {
   });
 }
 
-let keyProbe: Promise<symbol> | undefined;
-
-/** The symbol under which onnxruntime keeps a GPU buffer's registration (learnt from a buffer it allocated). */
-function registrationKey(ort: OrtModule): Promise<symbol> {
-  keyProbe ??= (async () => {
-    const g = new GraphBuilder({ name: 'probe', weights: new WeightIndex([]), compute: 'float32' });
-    g.output(g.op('Mul', [g.input('x', 'float32', [4]), g.input('y', 'float32', [4])])[0]!, 'z');
-    const session = await ort.InferenceSession.create(g.build().model, { executionProviders: ['webgpu'], preferredOutputLocation: 'gpu-buffer' });
-    try {
-      const x = new ort.Tensor('float32', new Float32Array(4), [4]);
-      const z = (await session.run({ x, y: x }))['z']!;
-      const key = Object.getOwnPropertySymbols(z.gpuBuffer).find((s) => s.description === 'gpuBufferMetadata');
-      z.dispose();
-      if (!key) throw new Error('this onnxruntime-web build keeps no registration record on GPU buffers: graph capture cannot bind fixed buffers');
-      return key;
-    } finally {
-      await session.release();
-    }
-  })();
-  return keyProbe;
+/**
+ * The symbol under which onnxruntime keeps a GPU buffer's registration, read off a buffer it allocated (an
+ * output it returned on the GPU and the backend saw before it was read back or disposed). (A first version learnt it from a 1-node probe session of its own; in
+ * Chromium that session's run failed when it came after a full-size U-Net had been released.)
+ */
+function registrationKey(t: Ort.Tensor | undefined): symbol | undefined {
+  return t?.location === 'gpu-buffer' ? Object.getOwnPropertySymbols(t.gpuBuffer).find((s) => s.description === 'gpuBufferMetadata') : undefined;
 }

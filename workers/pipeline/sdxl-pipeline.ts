@@ -306,21 +306,41 @@ export class SdxlPipeline {
    * graph fills them once per generation and the step graph writes the next `sample` and `timestep`
    * into them (step-graph.ts).
    */
-  private async capturedUnet(batch: number, h: number, w: number, textTokens: number): Promise<{ session: InferenceSession; io: CapturedIo }> {
+  private capturedUnet(batch: number, h: number, w: number, textTokens: number): Promise<InferenceSession> {
     const key = `${batch}x${h}x${w}x${textTokens}:captured`;
-    const session = await this.session('unet', key, () =>
-      buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, fused: this.fusedOps }),
-    true);
+    return this.session(
+      'unet',
+      key,
+      () =>
+        buildUnetGraph(this.model.unet.config, this.model.unet.weights, { batch, height: h, width: w, textTokens, compute: this.compute, maxBindingBytes: this.options.maxBindingBytes, fused: this.fusedOps }),
+      true,
+    );
+  }
+
+  /** The captured session's fixed buffers (made on first use; `like`: a device tensor onnxruntime returned). */
+  private async capturedBuffers(session: InferenceSession, batch: number, h: number, w: number, textTokens: number, like: Tensor): Promise<CapturedIo> {
     let io = this.capturedIo.get(session);
     if (!io) {
       const shapes = this.loopShapes(batch, h, w, textTokens);
       const cout = Number(this.model.unet.config['out_channels'] ?? 4);
-      const make = (dims: number[]) => this.backend.deviceTensor!(dims);
-      const entries = await Promise.all([...LOOP_INPUTS.map(async (n) => [n, await make(shapes[n])] as const), make([batch, cout, h, w]).then((t) => ['out', t] as const)]);
-      io = Object.fromEntries(entries) as CapturedIo;
+      const made: DeviceTensor[] = [];
+      const make = async (dims: number[]) => {
+        const t = await this.backend.deviceTensor!(dims, like);
+        made.push(t);
+        return t;
+      };
+      try {
+        const entries = [];
+        for (const n of LOOP_INPUTS) entries.push([n, await make(shapes[n])] as const);
+        entries.push(['out', await make([batch, cout, h, w])] as const);
+        io = Object.fromEntries(entries) as CapturedIo;
+      } catch (e) {
+        for (const t of made) t.destroy();
+        throw e;
+      }
       this.capturedIo.set(session, io);
     }
-    return { session, io };
+    return io;
   }
 
   private loopShapes(batch: number, h: number, w: number, textTokens: number): LoopInputShapes {
@@ -686,7 +706,17 @@ export class SdxlPipeline {
     const tBuild = now();
     req.onPhase?.('build', 'Preparing the U-Net');
     const nB = (cfg ? 2 : 1) * B;
-    const captured = this.graphCapture ? await this.capturedUnet(nB, h, w, plan.tokens) : undefined;
+    let captured: { session: InferenceSession; io: CapturedIo } | undefined;
+    if (this.graphCapture) {
+      const session = await this.capturedUnet(nB, h, w, plan.tokens);
+      try {
+        captured = { session, io: await this.capturedBuffers(session, nB, h, w, plan.tokens, ehs) };
+      } catch (e) {
+        // the plain loop works everywhere: say why and run it
+        console.warn(`graph capture is off for this pipeline: ${(e as Error).message}`);
+        this.captureOn = false;
+      }
+    }
     const unet = captured?.session ?? (await this.unet(nB, h, w, plan.tokens));
     const step = await this.step(B, h, w, cfg, withNoise, inpaint, !!captured);
     const inpaintFeeds: Record<string, Tensor> = {};

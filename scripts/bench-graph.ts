@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { synthWeights, type KeyList } from '../workers/model/testing/synth';
 import { buildUnetGraph, type UnetConfig } from '../workers/model/unet';
+import type { FusedOps } from '../workers/model/fused-ops';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, out: { type: 'string', default: 'bench-out/graph.json' } } });
 const runs = Number(args.runs);
@@ -38,7 +39,17 @@ interface Row {
   flopsByOp1024: Record<string, number>;
   reference: { tflop1024: number; tflop512: number };
   largestTensorMiB: number;
+  /** Nodes that launch kernels (all but Reshape, which onnxruntime aliases) without / with fused kernels. */
+  launching: Record<string, number>;
 }
+
+/** Fused-kernel sets (workers/model/fused-ops.ts): what lavapipe's fp16 self-test keeps, and every candidate. */
+const FUSED_SETS: Record<string, FusedOps | undefined> = {
+  none: undefined,
+  'gelu+silu+skipLN': { gelu: true, silu: true, skipLayerNorm: true },
+  all: { gelu: true, silu: true, skipLayerNorm: true, biasSplitGelu: true, mha: true },
+};
+const launching = (counts: Record<string, number>) => Object.entries(counts).reduce((a, [op, n]) => a + (op === 'Reshape' ? 0 : n), 0);
 
 const rows: Row[] = [];
 for (const m of MODELS) {
@@ -70,6 +81,7 @@ for (const m of MODELS) {
     flopsByOp1024: f1024.flopsByOp,
     reference: { tflop1024: m.ref1024, tflop512: m.ref512 },
     largestTensorMiB: graph.report.largest.bytes / 2 ** 20,
+    launching: Object.fromEntries(Object.entries(FUSED_SETS).map(([k, fused]) => [k, launching(buildUnetGraph(config, weights, { ...opts, fused }).stats.opCounts)])),
   });
 }
 
@@ -83,6 +95,8 @@ const ops = [...new Set(rows.flatMap((r) => Object.keys(r.graph.opCounts)))].sor
 console.log('\nnodes by op type');
 console.log(`${'op'.padEnd(24)} ${rows.map((r) => pad(r.model, 11)).join(' ')}`);
 for (const o of ops) console.log(`${o.padEnd(24)} ${rows.map((r) => pad(r.graph.opCounts[o] ?? 0, 11)).join(' ')}`);
+console.log('\nkernel-launching nodes (all but Reshape) per U-Net call, by fused-kernel set');
+for (const k of Object.keys(FUSED_SETS)) console.log(`${k.padEnd(24)} ${rows.map((r) => pad(r.launching[k]!, 11)).join(' ')}`);
 console.log('\nTFLOP per step at 1024², batch 1, by op');
 for (const o of ['Conv', 'Gemm', 'MatMul']) console.log(`${o.padEnd(24)} ${rows.map((r) => pad(((r.flopsByOp1024[o] ?? 0) / 1e12).toFixed(3), 11)).join(' ')}`);
 

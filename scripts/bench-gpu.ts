@@ -1,6 +1,6 @@
 /**
  * `npm run bench:gpu -- [--model koala-700m|koala-1b|sdxl-base] [--size 1024] [--steps 5] [--precision fp16|fp32]
- *   [--graph-capture off|on|both] [--fused auto|off|both] [--json FILE]`:
+ *   [--graph-capture off|on|both] [--fused auto|off|both] [--no-vae] [--json FILE]`:
  * the GPU benchmark (workers/bench/gpu-bench.ts, the same module as the /bench.html page) in Node on whatever
  * WebGPU adapter Dawn finds (a real GPU, or Mesa lavapipe on a machine without one). Nothing is downloaded:
  * the full-size checkpoint is seeded random weights generated as they are uploaded. Prints the figures and
@@ -25,12 +25,13 @@ const { values } = parseArgs({
     browser: { type: 'boolean' },
     'graph-capture': { type: 'string', default: 'both' },
     fused: { type: 'string', default: 'auto' },
+    'no-vae': { type: 'boolean' },
   },
 });
 if (values.browser) {
   // the page host: /bench.html in Debian's Chromium (SwiftShader here), driven through its URL parameters
   const { runInBrowser } = await import('./bench/gpu-bench-browser');
-  const r = await runInBrowser({ model: values.model!, size: Number(values.size), steps: Number(values.steps), precision: values.precision, graphCapture: values['graph-capture'], fused: values.fused });
+  const r = await runInBrowser({ model: values.model!, size: Number(values.size), steps: Number(values.steps), precision: values.precision, graphCapture: values['graph-capture'], fused: values.fused, noVae: values['no-vae'] });
   printGpuBench(r);
   const out = values.json ?? `bench-out/gpu-${r.model}-${r.size}-${r.precision}-browser.json`;
   mkdirSync(dirname(out), { recursive: true });
@@ -63,6 +64,7 @@ const r = await runGpuBench(
     precision,
     graphCapture,
     fused: values.fused === 'off' || values.fused === 'both' ? values.fused : 'auto',
+    noDecode: values['no-vae'],
     files: benchFilesNode(model),
     ledger,
     onProgress: (p) => {

@@ -10,7 +10,7 @@ import { ensurePreview } from '../../e2e/harness/preview';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-export async function runInBrowser(o: { model: string; size: number; steps: number; precision?: string; graphCapture?: string; fused?: string }): Promise<GpuBenchResult> {
+export async function runInBrowser(o: { model: string; size: number; steps: number; precision?: string; graphCapture?: string; fused?: string; noVae?: boolean }): Promise<GpuBenchResult> {
   const stop = await ensurePreview('bench:gpu --browser');
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -21,7 +21,7 @@ export async function runInBrowser(o: { model: string; size: number; steps: numb
     page.on('console', (m) => {
       if (m.type() === 'error') console.error(`page: ${m.text()}`);
     });
-    const q = new URLSearchParams({ model: o.model, size: String(o.size), steps: String(o.steps), run: '1', ...(o.precision ? { precision: o.precision } : {}), ...(o.graphCapture ? { capture: o.graphCapture } : {}), ...(o.fused ? { fused: o.fused } : {}) });
+    const q = new URLSearchParams({ model: o.model, size: String(o.size), steps: String(o.steps), run: '1', ...(o.precision ? { precision: o.precision } : {}), ...(o.graphCapture ? { capture: o.graphCapture } : {}), ...(o.fused ? { fused: o.fused } : {}), ...(o.noVae ? { vae: '0' } : {}) });
     await page.goto(new URL(`/bench.html?${q}`, PAGE_ORIGIN).href);
     let last = '';
     for (;;) {

@@ -148,7 +148,8 @@ $<HTMLFormElement>('form').addEventListener('submit', (e) => {
   const graphCapture = capture === 'off' || capture === 'on' ? capture : 'both';
   const f = new URLSearchParams(location.search).get('fused');
   const fused = f === 'off' || f === 'both' ? f : 'auto';
-  const req: BenchRequest = { type: 'run', model, size: Number($<HTMLSelectElement>('size').value), steps, precision, graphCapture, fused, ortWasmBase: ortWasmBase(), files: benchFiles(model) };
+  const noDecode = new URLSearchParams(location.search).get('vae') === '0';
+  const req: BenchRequest = { type: 'run', model, size: Number($<HTMLSelectElement>('size').value), steps, precision, graphCapture, fused, noDecode, ortWasmBase: ortWasmBase(), files: benchFiles(model) };
   setRunning(true);
   status.textContent = 'Starting…';
   worker.postMessage(req);
@@ -182,7 +183,7 @@ $<HTMLButtonElement>('copy').addEventListener('click', () => {
 /**
  * `?model=koala-700m&size=512&steps=5&precision=fp16&run=1` presets the form (and starts it); `capture=off|on`
  * runs one loop instead of both (plain, then graph-captured); `fused=off|both` none / a first loop without the
- * self-tested fused kernels.
+ * self-tested fused kernels; `vae=0` skips the VAE decode.
  */
 function fromUrl() {
   const q = new URLSearchParams(location.search);

@@ -14,6 +14,7 @@ export type BenchRequest =
       /** The loop without, with, or both without and with graph capture (default both). */
       graphCapture?: 'off' | 'on' | 'both';
       fused?: 'auto' | 'off' | 'both';
+      noDecode?: boolean;
       /** URL prefix where the page serves onnxruntime-web's .wasm/.mjs files. */
       ortWasmBase: string;
       files: Pick<RandomRepoInputs, 'small' | 'configs'>;

@@ -37,6 +37,7 @@ self.addEventListener('message', (e: MessageEvent<BenchRequest>) => {
           precision: req.precision ?? (caps.shaderF16 ? 'fp16' : 'fp32'),
           graphCapture: req.graphCapture,
           fused: req.fused,
+          noDecode: req.noDecode,
           files: req.files,
           ledger,
           signal,

@@ -29,6 +29,8 @@ export interface GpuBenchOptions {
   precision: 'fp16' | 'fp32';
   /** The denoising loop without, with, or (default) both without and with graph capture. */
   graphCapture?: 'off' | 'on' | 'both';
+  /** Skip the VAE decode (vaeMs NaN): loops only. */
+  noDecode?: boolean;
   /** Fused kernels: chosen by the adapter self-test as the app does (default), none, or a loop without them first. */
   fused?: 'auto' | 'off' | 'both';
   seed?: number;
@@ -179,7 +181,7 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
         dump: false,
         // one VAE decode per run, after the last loop (a full-size decode before a session switch has exhausted
         // SwiftShader's memory in Chromium)
-        skipDecode: !last,
+        skipDecode: !last || !!o.noDecode,
         signal: o.signal,
         onPhase: (phase) => {
           if (phase === 'denoise') {
@@ -209,7 +211,7 @@ export async function runGpuBench(o: GpuBenchOptions, host: string): Promise<Gpu
         readbacksPerStep: (end.readbacks - first.readbacks) / n,
       });
       if (k === 0) encodeMs = (result.timings['encode'] ?? 0) * 1000;
-      if (last) {
+      if (last && !o.noDecode) {
         vaeMs = (result.timings['decode'] ?? NaN) * 1000;
         for (const v of result.images[0]?.rgba ?? []) if (!Number.isFinite(v)) finite = false;
       }

@@ -3,7 +3,7 @@
  * diffusers/transformers key prefix of its module and names its nodes under that scope.
  * All activations are in the builder's compute dtype unless said otherwise.
  */
-import { GraphError, type GraphBuilder, type Value } from './graph';
+import { GraphError, type AttrValue, type GraphBuilder, type Value } from './graph';
 import { fusedAttention, fusedGelu, fusedSilu, fusedSkipLayerNorm } from './fused-ops';
 
 export function shapeOf(v: Value): number[] {
@@ -37,8 +37,9 @@ export function linear(g: GraphBuilder, x: Value, prefix: string, opts: { bias?:
     const b = opts.bias === false ? '' : g.weight(`${prefix}.bias`, [outF]);
     const rows = xs.slice(0, -1).reduce((p, q) => p * q, 1);
     const x2 = xs.length === 2 ? x : reshape(g, x, [rows, inF]);
-    const scaled = opts.scale !== undefined && opts.scale !== 1 ? { alpha: { float: opts.scale }, beta: { float: opts.scale } } : {};
-    const y = g.op1('Gemm', b === '' ? [x2, w] : [x2, w, b], { transB: 1, ...scaled });
+    const attrs: Record<string, AttrValue> = { transB: 1 };
+    if (opts.scale !== undefined && opts.scale !== 1) attrs['alpha'] = attrs['beta'] = { float: opts.scale };
+    const y = g.op1('Gemm', b === '' ? [x2, w] : [x2, w, b], attrs);
     return xs.length === 2 ? y : reshape(g, y, [...xs.slice(0, -1), outF]);
   });
 }

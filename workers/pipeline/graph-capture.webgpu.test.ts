@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { webgpuSuite } from '../../test/webgpu-node';
 import { localRepoFromDir } from '../hub/node.node.js';
-import { fixtureDir, FIXTURES, golden } from '../model/testing/fixtures.node.js';
+import { fixtureDir, FIXTURES, golden, type FixtureName } from '../model/testing/fixtures.node.js';
 import { readSafetensorsHeader, readTensorF32 } from '../model/safetensors';
 import { fileSource } from '../model/safetensors.node.js';
 import { BlobRegistry } from './ort-backend';
@@ -33,7 +33,7 @@ const webgpu = skip ? undefined : await import('../runtime/webgpu-backend');
 const FILE = 'pipeline_koala_lightning_euler_trailing_cfg3.5_10steps_64x48.safetensors';
 const REL = 1e-5;
 
-async function pipelines(fixture: string, precision: 'fp16' | 'fp32') {
+async function pipelines(fixture: FixtureName, precision: 'fp16' | 'fp32') {
   const make = async (graphCapture: boolean) => {
     const blobs = new BlobRegistry();
     const model = await openSdxlModel(await localRepoFromDir(fixtureDir(fixture), { variant: null }), blobs);

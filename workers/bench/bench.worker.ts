@@ -47,7 +47,8 @@ self.addEventListener('message', (e: MessageEvent<BenchRequest>) => {
       );
       post({ type: 'result', result });
     } catch (err) {
-      console.error('bench failed:', (err as Error)?.stack ?? err);
+      // the stack for whoever reads the console (the page shows the message); a cancel is not an error
+      if (!signal.aborted) console.error('bench failed:', (err as Error)?.stack ?? err);
       post({ type: 'error', message: signal.aborted ? 'Cancelled.' : (err as Error).message || String(err) });
     } finally {
       running = undefined;
